@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,3 +74,82 @@ def _bare_inventory(inventory_file: str) -> dict:
             }
         }
     }
+
+
+def run_playbook(*args: str, timeout: int = 1800) -> PlaybookRun:
+    """ansible-playbook with the scenario's inventory (its group_vars included) and these args."""
+    proc = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
+
+
+def container_ip(name: str) -> str:
+    """Address of a test container on its Docker network (reachable from the controller)."""
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.split()[0]
+
+
+class AirflowApi:
+    """The Airflow 3 REST API (/api/v2) with a JWT from /auth/token."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        token = self._call("POST", "/auth/token", {"username": username, "password": password})
+        self.headers = {"Authorization": f"Bearer {token['access_token']}"}
+
+    def _call(self, method: str, path: str, body: dict | None = None, headers: dict | None = None, raw: bool = False):
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        for key, value in (headers or {}).items():
+            request.add_header(key, value)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            text = response.read().decode()
+        return text if raw else json.loads(text)
+
+    def get(self, path: str, raw: bool = False):
+        return self._call("GET", path, headers=self.headers, raw=raw)
+
+    def wait_for_dag(self, dag_id: str, timeout: int = 300) -> None:
+        import urllib.error
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.get(f"/api/v2/dags/{dag_id}")
+                return
+            except urllib.error.HTTPError as err:
+                if err.code != 404 or time.monotonic() > deadline:
+                    raise
+            time.sleep(5)
+
+    def run_dag(self, dag_id: str, timeout: int = 900) -> dict:
+        """Unpause, trigger and wait for a run; returns the finished run."""
+        self.wait_for_dag(dag_id)
+        self._call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, headers=self.headers)
+        run = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None}, headers=self.headers)
+        deadline = time.monotonic() + timeout
+        while run["state"] not in ("success", "failed"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id} run {run['dag_run_id']} still {run['state']} after {timeout}s")
+            time.sleep(5)
+            run = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}")
+        return run
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100")["task_instances"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}", raw=True)
