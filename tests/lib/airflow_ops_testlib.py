@@ -99,57 +99,88 @@ def container_ip(name: str) -> str:
     return out.stdout.split()[0]
 
 
+def http(method: str, url: str, body=None, token: str | None = None, basic: tuple[str, str] | None = None):
+    """One request from the controller: (status, body), the body parsed when it is JSON.
+
+    HTTP errors are returned, not raised, so tests can assert a 401 as easily as a 200.
+    """
+    import base64
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode())
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if basic:
+        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(basic).encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        status, text = err.code, err.read().decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def wait_for(what: str, check, timeout: float = 300, interval: float = 3):
+    """Poll check() until it returns something truthy; return that, or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 class AirflowApi:
-    """The Airflow 3 REST API (/api/v2) with a JWT from /auth/token."""
+    """The Airflow 3 REST API (/api/v2) of one api server, with a JWT from /auth/token."""
 
     def __init__(self, base_url: str, username: str, password: str) -> None:
         self.base_url = base_url.rstrip("/")
-        token = self._call("POST", "/auth/token", {"username": username, "password": password})
-        self.headers = {"Authorization": f"Bearer {token['access_token']}"}
+        status, body = http("POST", f"{self.base_url}/auth/token", {"username": username, "password": password})
+        assert status in (200, 201), f"no token for {username}: {status} {body}"
+        self.token = body["access_token"]
 
-    def _call(self, method: str, path: str, body: dict | None = None, headers: dict | None = None, raw: bool = False):
-        import urllib.request
+    def request(self, method: str, path: str, body=None):
+        """(status, body) of an authenticated request."""
+        return http(method, self.base_url + path, body, token=self.token)
 
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base_url + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        for key, value in (headers or {}).items():
-            request.add_header(key, value)
-        with urllib.request.urlopen(request, timeout=60) as response:
-            text = response.read().decode()
-        return text if raw else json.loads(text)
+    def get(self, path: str):
+        status, body = self.request("GET", path)
+        assert status == 200, f"GET {path}: {status} {body}"
+        return body
 
-    def get(self, path: str, raw: bool = False):
-        return self._call("GET", path, headers=self.headers, raw=raw)
+    def trigger(self, dag_id: str) -> str:
+        """Wait until the DAG is parsed, unpause it, start a run; returns the run id."""
+        wait_for(f"{dag_id} to be parsed", lambda: self.request("GET", f"/api/v2/dags/{dag_id}")[0] == 200)
+        status, body = self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        assert status == 200, body
+        status, body = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
+        assert status == 200, body
+        return body["dag_run_id"]
 
-    def wait_for_dag(self, dag_id: str, timeout: int = 300) -> None:
-        import urllib.error
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 900) -> dict:
+        """The run once it has finished (success or failed)."""
+        def finished():
+            run = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            return run if run["state"] in ("success", "failed") else None
 
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.get(f"/api/v2/dags/{dag_id}")
-                return
-            except urllib.error.HTTPError as err:
-                if err.code != 404 or time.monotonic() > deadline:
-                    raise
-            time.sleep(5)
+        return wait_for(f"{dag_id} run {run_id} to finish", finished, timeout=timeout, interval=5)
 
-    def run_dag(self, dag_id: str, timeout: int = 900) -> dict:
-        """Unpause, trigger and wait for a run; returns the finished run."""
-        self.wait_for_dag(dag_id)
-        self._call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, headers=self.headers)
-        run = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None}, headers=self.headers)
-        deadline = time.monotonic() + timeout
-        while run["state"] not in ("success", "failed"):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{dag_id} run {run['dag_run_id']} still {run['state']} after {timeout}s")
-            time.sleep(5)
-            run = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}")
-        return run
+    def run_dag(self, dag_id: str, timeout: float = 900) -> dict:
+        return self.wait_for_run(dag_id, self.trigger(dag_id), timeout)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100")["task_instances"]
 
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict:
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
-        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}", raw=True)
+        """The task's log as the api server serves it (fetched from the worker's log server)."""
+        log = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}")
+        return log if isinstance(log, str) else json.dumps(log)

@@ -1,19 +1,14 @@
 """The cluster as its users see it: DAG runs spread over the workers, logs readable through the
 api server, Flower behind a password, and a new worker joining without restarting anything else."""
 
-import base64
-import json
 import os
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 import testinfra
 
-from airflow_ops_testlib import AirflowApi, container_ip, run_playbook
+from airflow_ops_testlib import AirflowApi, container_ip, http, run_playbook, wait_for
 
 # The checks run from the controller; one host keeps pytest from repeating them per host.
 testinfra_hosts = ["ansible://cl-api"]
@@ -40,19 +35,13 @@ def first_run(api):
 
 
 def flower_workers(auth=FLOWER_AUTH):
-    request = urllib.request.Request(f"http://{container_ip('cl-broker')}:5555/api/workers?refresh=1")
-    if auth:
-        token = base64.b64encode(":".join(auth).encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
+    """Flower's /api/workers: (status, workers by name)."""
+    return http("GET", f"http://{container_ip('cl-broker')}:5555/api/workers?refresh=1", basic=auth)
 
 
-def wait_for_flower_worker(name, timeout=120):
-    deadline = time.monotonic() + timeout
-    while not any(name in worker for worker in flower_workers()):
-        assert time.monotonic() < deadline, f"{name} not in Flower"
-        time.sleep(5)
+def in_flower(name):
+    status, workers = flower_workers()
+    return status == 200 and any(name in worker for worker in workers)
 
 
 def unit_start_times():
@@ -87,15 +76,13 @@ def test_task_logs_from_each_worker_are_readable_through_the_api_server(api, fir
 
 
 def test_flower_lists_both_workers_with_credentials():
-    workers = flower_workers()
     for name in ("cl-worker1", "cl-worker2"):
-        assert any(name in worker for worker in workers), workers
+        assert in_flower(name), flower_workers()
 
 
 def test_flower_refuses_requests_without_credentials():
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        flower_workers(auth=None)
-    assert refused.value.code == 401
+    status, _ = flower_workers(auth=None)
+    assert status == 401
 
 
 def run_site_with(inventory_yaml, *args):
@@ -128,7 +115,7 @@ def test_new_worker_joins_with_limit_and_nothing_else_restarts(api):
     result = run_site_with("all:\n  children:\n    workers:\n      hosts:\n        cl-worker3:\n", "--limit", "cl-worker3")
     assert result.returncode == 0, result.output[-5000:]
 
-    wait_for_flower_worker("cl-worker3")
+    wait_for("cl-worker3 in Flower", lambda: in_flower("cl-worker3"), timeout=120, interval=5)
     ping = remote("cl-worker3").run(
         "runuser -u airflow -- env AIRFLOW_HOME=/opt/airflow AIRFLOW_CONFIG=/etc/airflow/airflow.cfg "
         "/opt/airflow/venv/bin/celery --app airflow.providers.celery.executors.celery_executor.app "

@@ -1,0 +1,59 @@
+"""Re-running the roles on one host: the DAG sync by tag, and bad input that fails before any change.
+
+Neither depends on the distribution: one host is enough.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from airflow_ops_testlib import run_playbook, run_role
+
+FIRST = "af-airflow-debian12"
+testinfra_hosts = [f"ansible://{FIRST}"]
+
+CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
+
+VALID_AIRFLOW = {
+    "airflow_redis_password": "molecule-broker-Secret-1",
+    "airflow_database_password": "molecule-db-Secret/1%@",
+    "airflow_fernet_key": "YAddBUL88sy2vlaO7ypwVS4ySKShQOcdE5wSOglfl2o=",
+    "airflow_api_secret_key": "molecule-api-secret-key-1",
+    "airflow_jwt_secret": "molecule-jwt-secret-key-1",
+    "airflow_admin_password": "molecule-Admin-Secret-1",
+    "airflow_api_server_host": FIRST,
+    "airflow_api_server_workers": 1,
+}
+
+
+def test_dags_folder_is_synced_identically(host):
+    """A file that is not in airflow_dags_src is removed; re-running only the configure phase (tag)."""
+    host.run_expect([0], "touch /opt/airflow/dags/stray_dag.py")
+    result = run_playbook(str(CONVERGE), "--limit", FIRST, "--tags", "airflow_configure")
+    assert result.returncode == 0, result.output
+    assert result.changed == 1, result.output
+    assert not host.file("/opt/airflow/dags/stray_dag.py").exists
+    assert host.file("/opt/airflow/dags/molecule_dags.py").exists
+
+
+@pytest.mark.parametrize(
+    ("role", "bad_input", "expected"),
+    [
+        ("airflow", {k: v for k, v in VALID_AIRFLOW.items() if k != "airflow_admin_password"}, "missing required arguments: airflow_admin_password"),
+        ("airflow", dict(VALID_AIRFLOW, airflow_fernet_key="Sh0rt!-not-a-fernet-key"), "airflow_fernet_key must be a Fernet key"),
+        ("airflow", dict(VALID_AIRFLOW, airflow_api_server_host="localhost"), "airflow_api_server_host=localhost"),
+        ("airflow", dict(VALID_AIRFLOW, airflow_components=["webserver"]), "airflow_components"),
+        ("worker", dict(VALID_AIRFLOW, worker_concurrency="many"), "worker_concurrency"),
+        ("worker", dict(VALID_AIRFLOW, worker_stop_timeout=999999), "worker_stop_timeout=999999"),
+        ("flower", VALID_AIRFLOW, "missing required arguments: flower_basic_auth"),
+        ("flower", dict(VALID_AIRFLOW, flower_basic_auth="ops:Sh0rt!"), "flower_basic_auth must be"),
+    ],
+    ids=["airflow-no-admin-password", "airflow-bad-fernet", "airflow-localhost-api", "airflow-bad-component",
+         "worker-bad-concurrency", "worker-stop-timeout-too-long", "flower-no-auth", "flower-short-password"],
+)
+def test_invalid_input_fails_clearly_before_any_change(role, bad_input, expected):
+    result = run_role(role, FIRST, bad_input)
+    assert result.returncode != 0, result.output
+    assert expected in result.output
+    assert result.changed == 0, result.output
+    assert "Sh0rt!" not in result.output  # the secret is not echoed back
