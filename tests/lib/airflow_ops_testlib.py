@@ -45,14 +45,7 @@ def run_role(role: str, hosts: str, extra_vars: dict) -> PlaybookRun:
         bare_inventory.write_text(json.dumps(_bare_inventory(inventory)))
         varfile = Path(tmp, "vars.json")
         varfile.write_text(json.dumps(extra_vars))
-        proc = subprocess.run(
-            ["ansible-playbook", "-i", str(bare_inventory), str(playbook), "-e", f"@{varfile}"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
-    return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
+        return _ansible_playbook(["-i", str(bare_inventory), str(playbook), "-e", f"@{varfile}"], timeout=600)
 
 
 def _bare_inventory(inventory_file: str) -> dict:
@@ -78,13 +71,11 @@ def _bare_inventory(inventory_file: str) -> dict:
 
 def run_playbook(*args: str, timeout: int = 1800) -> PlaybookRun:
     """ansible-playbook with the scenario's inventory (its group_vars included) and these args."""
-    proc = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
+    return _ansible_playbook(["-i", os.environ["MOLECULE_INVENTORY_FILE"], *args], timeout=timeout)
+
+
+def _ansible_playbook(args: list[str], timeout: int) -> PlaybookRun:
+    proc = subprocess.run(["ansible-playbook", *args], capture_output=True, text=True, check=False, timeout=timeout)
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
 
 
