@@ -13,9 +13,19 @@ def load(path: Path):
     return yaml.safe_load(path.read_text()) or {}
 
 
+def entry_point(role: str) -> str:
+    """The entry point that documents a role's inputs: main, or host for the internal role."""
+    return "host" if role == "_airflow_common" else "main"
+
+
 def spec_options(role: str) -> dict:
     spec = load(ROOT / "roles" / role / "meta" / "argument_specs.yml")
-    return spec["argument_specs"]["main"]["options"]
+    return spec["argument_specs"][entry_point(role)]["options"]
+
+
+def input_prefix(role: str) -> str:
+    """Inputs carry the role's name; the internal _airflow_common takes the shared airflow_* inputs."""
+    return "airflow_" if role == "_airflow_common" else role + "_"
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -30,10 +40,31 @@ def test_argument_spec_matches_defaults(role):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_inputs_are_role_prefixed(role):
-    prefix = role + "_"
-    assert [k for k in spec_options(role) if not k.startswith(prefix)] == []
+    assert [k for k in spec_options(role) if not k.startswith(input_prefix(role))] == []
     internal = load(ROOT / "roles" / role / "vars" / "main.yml") if (ROOT / "roles" / role / "vars" / "main.yml").exists() else {}
-    assert [k for k in internal if not k.startswith("__" + prefix)] == []
+    assert [k for k in internal if not k.startswith("__" + role.lstrip("_") + "_")] == []
+
+
+def test_inputs_have_one_owner():
+    """Every input is declared by exactly one role, so the site preflight validates it once."""
+    owners = {}
+    for role in ROLES:
+        for name in spec_options(role):
+            owners.setdefault(name, []).append(role)
+    assert {k: v for k, v in owners.items() if len(v) > 1} == {}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_no_role_depends_on_another(role):
+    """Roles share code through include_role of _airflow_common, never through meta dependencies."""
+    meta = load(ROOT / "roles" / role / "meta" / "main.yml")
+    assert not meta.get("dependencies")
+
+
+def test_templates_live_in_the_role_that_renders_them():
+    assert not (ROOT / "templates").exists()
+    for path in ROOT.glob("roles/**/*.yml"):
+        assert "../../templates" not in path.read_text(), path
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -46,6 +77,6 @@ def test_secrets_are_required_and_hidden(role):
             assert option.get("required") is True, f"{name} is not required"
 
 
-@pytest.mark.parametrize("template", sorted(ROOT.glob("roles/*/templates/*.j2")) + sorted(ROOT.glob("templates/*.j2")), ids=str)
+@pytest.mark.parametrize("template", sorted(ROOT.glob("roles/*/templates/*.j2")), ids=str)
 def test_templates_say_they_are_managed(template):
     assert template.read_text().startswith("{{ ansible_managed | comment }}")
