@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
+
 PLAY = """---
 - name: Apply {role} with the input under test
   hosts: {hosts}
@@ -175,3 +177,21 @@ class AirflowApi:
         """The task's log as the api server serves it (fetched from the worker's log server)."""
         log = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}")
         return log if isinstance(log, str) else json.dumps(log)
+
+
+def secret_inputs() -> set[str]:
+    """Names of every input an argument spec marks no_log, in any role and entry point."""
+    import yaml
+
+    names: set[str] = set()
+    for spec_file in ROLES_DIR.glob("*/meta/argument_specs.yml"):
+        for entry in yaml.safe_load(spec_file.read_text())["argument_specs"].values():
+            names |= {name for name, option in (entry.get("options") or {}).items() if option.get("no_log")}
+    return names
+
+
+def assert_no_secret_printed(inputs: dict, output: str) -> None:
+    """None of the inputs' secret values (found by their specs' no_log, valid or not) appears in output."""
+    secrets = [str(value) for name, value in inputs.items() if name in secret_inputs() and str(value)]
+    for secret in secrets:
+        assert secret not in output, f"a secret input was printed: {secret[:3]}..."

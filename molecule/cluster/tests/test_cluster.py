@@ -1,22 +1,24 @@
 """The cluster as its users see it: DAG runs spread over the workers, logs readable through the
-api server, Flower behind a password, and a new worker joining without restarting anything else."""
+api server, Flower behind a password; a re-run of site.yml that changes and restarts nothing and
+runs each Airflow task once per host; a new worker that joined (side_effect) without restarting
+anything else. Bad inventories are the preflight scenario's."""
 
+import json
 import os
-import tempfile
+import re
 from pathlib import Path
 
 import pytest
 import testinfra
 
-from airflow_ops_testlib import AirflowApi, container_ip, http, run_playbook, wait_for
+from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, http, wait_for
 
 # The checks run from the controller; one host keeps pytest from repeating them per host.
 testinfra_hosts = ["ansible://cl-api"]
 
 DAG = "airflow_ops_fanout"
 FLOWER_AUTH = ("ops", "molecule-Flower-Secret-1")
-SERVICE_HOSTS = ["cl-broker", "cl-db", "cl-scheduler", "cl-api", "cl-worker1", "cl-worker2"]
-SITE = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"], "site.yml")
+AIRFLOW_HOSTS = ["cl-broker", "cl-scheduler", "cl-api", "cl-worker1", "cl-worker2"]
 
 
 def remote(name):
@@ -44,18 +46,29 @@ def in_flower(name):
     return status == 200 and any(name in worker for worker in workers)
 
 
-def unit_start_times():
-    """ActiveEnterTimestamp of every Airflow, Redis and PostgreSQL unit on the service hosts."""
-    times = {}
-    for name in SERVICE_HOSTS:
-        host = remote(name)
-        units = host.check_output(
-            "systemctl list-units --type=service --state=active --no-legend --plain "
-            "'airflow-*' 'redis-server*' 'postgresql@*' | awk '{print $1}'"
-        ).split()
-        for unit in units:
-            times[f"{name}/{unit}"] = host.check_output(f"systemctl show -p ActiveEnterTimestamp --value {unit}")
-    return times
+def side_effect(name):
+    """A file the scenario's side_effect step wrote (re-converge, scale-out)."""
+    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "side_effect", name)
+
+
+def unit_start_times(record):
+    """{"host/unit": ActiveEnterTimestamp} as side_effect recorded them (before, reconverge, scale-out)."""
+    lines = json.loads(side_effect(f"units-{record}.json").read_text())
+    return {f"{host}/{line.split(' ', 1)[0]}": line.split(" ", 1)[1] for host, units in lines.items() for line in units}
+
+
+def task_sections(log):
+    """[(task name, {hosts with a result})] in the order the run printed them."""
+    sections = []
+    for line in log.splitlines():
+        header = re.match(r"^TASK \[(.*)\] \*+$", line)
+        if header:
+            sections.append((header.group(1), set()))
+            continue
+        result = re.match(r"^(ok|changed|skipping|failed|fatal): \[([^\]]+)\]", line)
+        if result and sections:
+            sections[-1][1].add(result.group(2).split(" -> ")[0])
+    return sections
 
 
 def test_dag_run_succeeds_on_both_workers(first_run):
@@ -85,35 +98,35 @@ def test_flower_refuses_requests_without_credentials():
     assert status == 401
 
 
-def run_site_with(inventory_yaml, *args):
-    """site.yml over the scenario's inventory plus an inventory fragment (what a user edits)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = Path(tmp, "extra.yml")
-        extra.write_text(inventory_yaml)
-        return run_playbook(str(SITE), "-i", str(extra), *args)
+def test_reconverge_changes_nothing_and_restarts_nothing():
+    run = PlaybookRun(int(side_effect("reconverge.rc").read_text()), side_effect("reconverge.log").read_text())
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.changed == 0, run.output[-3000:]
+    assert unit_start_times("reconverge") == unit_start_times("before")
 
 
-@pytest.mark.parametrize(
-    ("inventory_yaml", "expected"),
-    [
-        ("all:\n  children:\n    redis:\n      hosts:\n        cl-worker3:\n", "exactly one host in `redis` (has 2)"),
-        ("all:\n  children:\n    workers:\n      hosts:\n        cl-worker3:\n          airflow_jwt_secret: ''\n",
-         "airflow_jwt_secret is not set for cl-worker3"),
-    ],
-    ids=["two-brokers", "empty-secret"],
-)
-def test_wrong_inventory_fails_before_any_change(inventory_yaml, expected):
-    result = run_site_with(inventory_yaml)
-    assert result.returncode != 0
-    assert expected in " ".join(result.output.split()), result.output[-3000:]
-    assert result.changed == 0, result.output[-3000:]
+def test_each_airflow_task_runs_once_per_host():
+    """The shared install and configuration run once on every Airflow host, whatever its roles;
+    no task of the Airflow roles runs twice on one host."""
+    sections = task_sections(side_effect("reconverge.log").read_text())
+    shared = [(name, hosts) for name, hosts in sections
+              if name.startswith(("airflow_ops.celery._airflow_common :", "airflow_ops.celery.airflow :",
+                                  "airflow_ops.celery.worker :", "airflow_ops.celery.flower :"))
+              and "Validating arguments" not in name and "Install and configure Airflow on this host" not in name]
+    runs = {}
+    for name, hosts in shared:
+        for host in hosts:
+            runs[(name, host)] = runs.get((name, host), 0) + 1
+    assert {key: n for key, n in runs.items() if n > 1} == {}
+    config = "airflow_ops.celery._airflow_common : Write airflow.cfg"
+    assert sorted(host for (name, host) in runs if name == config) == sorted(AIRFLOW_HOSTS)
 
 
-def test_new_worker_joins_with_limit_and_nothing_else_restarts(api):
-    before = unit_start_times()
-    assert any("/airflow-" in unit for unit in before)
-    result = run_site_with("all:\n  children:\n    workers:\n      hosts:\n        cl-worker3:\n", "--limit", "cl-worker3")
-    assert result.returncode == 0, result.output[-5000:]
+def test_new_worker_joined_with_limit_and_nothing_else_restarted(api):
+    run = PlaybookRun(int(side_effect("scale-out.rc").read_text()), side_effect("scale-out.log").read_text())
+    assert run.returncode == 0, run.output[-5000:]
+    assert any("/airflow-" in unit for unit in unit_start_times("reconverge"))
+    assert unit_start_times("scale-out") == unit_start_times("reconverge")
 
     wait_for("cl-worker3 in Flower", lambda: in_flower("cl-worker3"), timeout=120, interval=5)
     ping = remote("cl-worker3").run(
@@ -123,9 +136,7 @@ def test_new_worker_joins_with_limit_and_nothing_else_restarts(api):
     )
     assert "pong" in ping.stdout, ping.stdout + ping.stderr
 
-    run = api.run_dag(DAG)
-    assert run["state"] == "success"
-    hosts = {t["hostname"] for t in api.task_instances(DAG, run["dag_run_id"]) if t["task_id"].startswith("work_")}
+    dag_run = api.run_dag(DAG)
+    assert dag_run["state"] == "success"
+    hosts = {t["hostname"] for t in api.task_instances(DAG, dag_run["dag_run_id"]) if t["task_id"].startswith("work_")}
     assert "cl-worker3" in hosts, hosts
-
-    assert unit_start_times() == before

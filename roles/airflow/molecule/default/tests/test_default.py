@@ -108,7 +108,6 @@ def test_dag_runs_through_the_celery_worker(api, node):
     run = api.run_dag(dag_id, timeout=300)
     ti = api.task_instance(dag_id, run["dag_run_id"], "hello")
     assert run["state"] == "success", ti
-    assert ti["executor"] in (None, "CeleryExecutor") or "Celery" in ti["executor"]
     assert ti["hostname"] == node  # executed by the worker, which logs its hostname
     assert ti["queue"] == "default"
     assert f"hello from {node}" in api.task_log(dag_id, run["dag_run_id"], "hello")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_ops_testlib import run_playbook, run_role
+from airflow_ops_testlib import assert_no_secret_printed, run_playbook, run_role
 
 FIRST = "af-airflow-debian12"
 testinfra_hosts = [f"ansible://{FIRST}"]
@@ -56,4 +56,4 @@ def test_invalid_input_fails_clearly_before_any_change(role, bad_input, expected
     assert result.returncode != 0, result.output
     assert expected in result.output
     assert result.changed == 0, result.output
-    assert "Sh0rt!" not in result.output  # the secret is not echoed back
+    assert_no_secret_printed(bad_input, result.output)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from airflow_ops_testlib import run_role
+from airflow_ops_testlib import assert_no_secret_printed, run_role
 from pg import PASSWORD, admin
 
 testinfra_hosts = ["ansible://pg-debian12"]
@@ -34,6 +34,8 @@ def test_new_client_is_admitted_by_reload_not_restart(host):
         ({"postgresql_airflow_password": "long-enough-Secret-1", "postgresql_max_connections": "many"}, "postgresql_max_connections"),
         ({"postgresql_airflow_password": "long-enough-Secret-1", "postgresql_airflow_clients": ["not an address"]},
          "postgresql_airflow_clients="),
+        ({"postgresql_airflow_password": "long-enough-Secret-1", "postgresql_airflow_clients": ["10.0.0.1/33"]},
+         "not valid: 10.0.0.1/33"),
     ],
 )
 def test_invalid_input_fails_clearly_before_any_change(bad_input, expected):
@@ -41,4 +43,4 @@ def test_invalid_input_fails_clearly_before_any_change(bad_input, expected):
     assert result.returncode != 0, result.output
     assert expected in result.output
     assert result.changed == 0, result.output
-    assert "Sh0rt!" not in result.output
+    assert_no_secret_printed(bad_input, result.output)

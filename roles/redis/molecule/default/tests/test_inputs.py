@@ -5,7 +5,7 @@ The checks do not depend on the distribution: one host is enough.
 
 import pytest
 
-from airflow_ops_testlib import run_role
+from airflow_ops_testlib import assert_no_secret_printed, run_role
 
 testinfra_hosts = ["ansible://redis-debian12"]
 
@@ -17,6 +17,7 @@ testinfra_hosts = ["ansible://redis-debian12"]
         ({"redis_password": "Sh0rt!", "redis_port": 6379}, "redis_password must be at least 12 characters"),
         ({"redis_password": "long-enough-Secret-1", "redis_port": "six-three-seven-nine"}, "redis_port"),
         ({"redis_password": "long-enough-Secret-1", "redis_maxmemory": "lots"}, "redis_maxmemory=lots"),
+        ({"redis_password": "long-enough-Secret-1", "redis_extra_config": {"appendonly": "no"}}, "redis_extra_config may not set appendonly"),
     ],
 )
 def test_invalid_input_fails_clearly_before_any_change(bad_input, expected):
@@ -24,4 +25,4 @@ def test_invalid_input_fails_clearly_before_any_change(bad_input, expected):
     assert result.returncode != 0, result.output
     assert expected in result.output
     assert result.changed == 0, result.output
-    assert "Sh0rt!" not in result.output  # the secret is not echoed back
+    assert_no_secret_printed(bad_input, result.output)

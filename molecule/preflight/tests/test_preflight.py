@@ -1,0 +1,135 @@
+"""Bad input for site.yml stops in the first play, on fresh hosts, before anything is installed.
+
+Each case adds one inventory fragment (what a user would write) on top of the scenario's valid
+inventory and runs the whole site.yml. It must fail with a message that names the variable at
+fault, report no change, leave both hosts as fresh as they were (no Redis, PostgreSQL or Airflow
+installed), and never print a secret it was given.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from airflow_ops_testlib import run_playbook
+
+testinfra_hosts = ["ansible://pf-one"]
+
+SITE = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"], "site.yml")
+HOSTS = ["pf-one", "pf-two"]  # pf-one: redis, postgresql, scheduler, api_server, flower; pf-two: workers
+
+
+def host_vars(host, **variables):
+    """An inventory fragment setting variables (YAML values) on one host."""
+    body = "".join(f"      {name}: {value}\n" for name, value in variables.items())
+    return f"all:\n  hosts:\n    {host}:\n{body}"
+
+
+def cluster_vars(**variables):
+    """The same variables on every host. Host variables of an inventory file outrank the scenario's
+    group_vars/all, where `all: vars:` of a second inventory would not."""
+    return "all:\n  hosts:\n" + "".join(
+        f"    {host}:\n" + "".join(f"      {name}: {value}\n" for name, value in variables.items()) for host in HOSTS
+    )
+
+
+def in_group(group, host):
+    return f"all:\n  children:\n    {group}:\n      hosts:\n        {host}:\n"
+
+
+UNDEFINED_VAULT = "'{{ vault_not_defined_anywhere }}'"
+
+# (id, inventory fragment, text the failure must contain, secret value that must not be printed)
+CASES = [
+    ("two-brokers", in_group("redis", "pf-two"), "exactly one host in `redis` (has 2)", None),
+    ("two-databases", in_group("postgresql", "pf-two"), "`postgresql` (has 2)", None),
+    ("redis-password-from-missing-vault", host_vars("pf-one", redis_password=UNDEFINED_VAULT),
+     "redis_password is not set for pf-one, or refers to a vault variable that is not defined", None),
+    ("redis-password-short", host_vars("pf-one", redis_password="Sh0rt-redis"), "redis_password must be at least 12 characters", "Sh0rt-redis"),
+    ("redis-port-not-a-number", host_vars("pf-one", redis_port="six"), "redis_port", None),
+    ("redis-maxmemory-bad", host_vars("pf-one", redis_maxmemory="lots"), "redis_maxmemory=lots", None),
+    ("redis-bind-empty-entry", host_vars("pf-one", redis_bind="['']"), "redis_bind=", None),
+    ("redis-extra-config-appendonly", host_vars("pf-one", redis_extra_config="{appendonly: 'no'}"),
+     "redis_extra_config may not set appendonly", None),
+    ("redis-extra-config-eviction", host_vars("pf-one", redis_extra_config="{maxmemory-policy: allkeys-lru}"),
+     "redis_extra_config may not set maxmemory-policy", None),
+    ("postgresql-password-empty", host_vars("pf-one", postgresql_airflow_password="''"), "postgresql_airflow_password", None),
+    ("postgresql-password-short", host_vars("pf-one", postgresql_airflow_password="Sh0rt-pg-pw"),
+     "postgresql_airflow_password must be at least 12 characters", "Sh0rt-pg-pw"),
+    ("postgresql-user-not-identifier", host_vars("pf-one", postgresql_airflow_user="Airflow-User"), "postgresql_airflow_user=Airflow-User", None),
+    ("postgresql-shared-buffers-bad", host_vars("pf-one", postgresql_shared_buffers="lots"), "postgresql_shared_buffers=lots", None),
+    ("extra-clients-bad-cidr", cluster_vars(site_postgresql_extra_clients="['10.0.0.300/8']"),
+     "site_postgresql_extra_clients", None),
+    ("fernet-key-bad", cluster_vars(airflow_fernet_key='Sh0rt-not-a-fernet-key'),
+     "airflow_fernet_key must be a Fernet key", "Sh0rt-not-a-fernet-key"),
+    ("jwt-secret-short", cluster_vars(airflow_jwt_secret='Sh0rt-jwt'), "airflow_jwt_secret must be at least 16 characters", "Sh0rt-jwt"),
+    ("api-secret-key-from-missing-vault", host_vars("pf-two", airflow_api_secret_key=UNDEFINED_VAULT),
+     "airflow_api_secret_key is not set for pf-two", None),
+    ("admin-password-short", cluster_vars(airflow_admin_password='Sh0rt-admin'),
+     "airflow_admin_password must be at least 12 characters", "Sh0rt-admin"),
+    ("airflow-version-malformed", cluster_vars(airflow_version="'3.3'"), "airflow_version=3.3 must be X.Y.Z", None),
+    ("airflow-version-without-lock", cluster_vars(airflow_version='9.9.9'), "No lock file airflow-9.9.9-python3.", None),
+    ("installer-unknown", cluster_vars(airflow_installer='conda'), "airflow_installer", None),
+    ("visibility-timeout-too-short", cluster_vars(airflow_celery_visibility_timeout='10'),
+     "airflow_celery_visibility_timeout=10 must be at least 60", None),
+    ("api-server-host-localhost", cluster_vars(site_api_server_host='localhost'), "site_api_server_host", None),
+    ("extra-config-not-sections", cluster_vars(airflow_extra_config='{core: parallelism}'),
+     "airflow_extra_config must map sections", None),
+    ("dags-src-missing", cluster_vars(airflow_dags_src='/nonexistent/dags'), "airflow_dags_src=/nonexistent/dags is not a directory", None),
+    ("broker-password-set-twice", host_vars("pf-two", airflow_redis_password="another-broker-Secret-2"),
+     "airflow_redis_password is set for pf-two and differs from redis_password on pf-one", "another-broker-Secret-2"),
+    ("database-port-set-twice", host_vars("pf-two", airflow_database_port=5433),
+     "airflow_database_port is set for pf-two and differs from postgresql_port on pf-one", None),
+    ("worker-concurrency-not-a-number", host_vars("pf-two", worker_concurrency="many"), "worker_concurrency", None),
+    ("worker-queue-name-bad", host_vars("pf-two", worker_queues="['bad queue']"), "worker_queues=", None),
+    ("worker-stop-timeout-too-long", host_vars("pf-two", worker_stop_timeout=999999), "worker_stop_timeout=999999", None),
+    ("flower-password-short", cluster_vars(flower_basic_auth="'ops:Sh0rt-flw'"), "flower_basic_auth must be", "Sh0rt-flw"),
+    ("flower-port-is-redis-port", host_vars("pf-one", flower_port=6379), "redis_port and flower_port are all 6379", None),
+    ("api-port-is-postgresql-port", cluster_vars(airflow_api_server_port='5432'),
+     "postgresql_port and airflow_api_server_port are all 5432", None),
+]
+
+
+def run_site_with(fragment, *args):
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = Path(tmp, "extra.yml")
+        extra.write_text(fragment)
+        return run_playbook(str(SITE), "-i", str(extra), *args, timeout=600)
+
+
+def assert_hosts_untouched():
+    for name in HOSTS:
+        host = testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+        installed = host.run("dpkg-query -W -f '${Package} ${Status}\\n' redis-server postgresql python3-venv 2>/dev/null")
+        assert "install ok installed" not in installed.stdout, f"{name}: {installed.stdout}"
+        for path in ("/opt/airflow", "/etc/airflow", "/etc/redis", "/etc/systemd/system/airflow-worker.service"):
+            assert not host.file(path).exists, f"{name}: {path} exists"
+
+
+def test_cases_cover_enough_inputs():
+    assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize(("fragment", "expected", "secret"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_bad_input_fails_before_any_change(fragment, expected, secret):
+    result = run_site_with(fragment)
+    assert result.returncode != 0, result.output[-3000:]
+    assert expected in " ".join(result.output.split()), result.output[-3000:]
+    assert result.changed == 0, result.output[-3000:]
+    # Only the preflight play ran: no task of a role's install or configure phase.
+    assert "PLAY [Redis broker]" not in result.output, result.output[-3000:]
+    if secret:
+        assert secret in fragment  # the input really carried the secret
+        assert secret not in result.output
+    assert_hosts_untouched()
+
+
+def test_valid_inventory_passes_the_preflight_and_changes_nothing():
+    """`--tags site_preflight` runs only the checks: the scenario's inventory passes them."""
+    result = run_site_with("all:\n  vars: {}\n", "--tags", "site_preflight")
+    assert result.returncode == 0, result.output[-5000:]
+    assert result.changed == 0, result.output[-5000:]
+    assert "Check that no two services claim one port on this host" in result.output
+    assert_hosts_untouched()
