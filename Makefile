@@ -8,7 +8,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 # Molecule reads the shared base config from here and resolves its paths against the checkout.
 export MOLECULE_PROJECT_DIRECTORY := $(CURDIR)
 
-.PHONY: help venv platform lint test molecule build demo demo-clean changelog clean
+.PHONY: help venv platform lint test molecule build demo demo-clean bench changelog clean
 
 help:
 	@echo "make test                 lint + every molecule scenario (Debian 12 and 13)"
@@ -17,6 +17,7 @@ help:
 	@echo "make demo / demo-clean    demo cluster running the example DAG / remove it"
 	@echo "make build                collection tarball in .cache/dist"
 	@echo "make platform             Docker engine + local base images only"
+	@echo "make bench                site.yml timings, install methods, memory (bench/results.md)"
 
 venv: $(VENV)/.installed
 
@@ -51,6 +52,12 @@ demo: venv platform
 
 demo-clean: venv
 	ansible-playbook -i inventories/demo demo/down.yml
+
+# Timings of site.yml over the docker and ssh connections, install methods, memory per component:
+# bench/run (its docstring says what is measured), results in bench/results.md. Not part of test.
+# Parts: make bench BENCH_ARGS="--only docker|ssh|install" or BENCH_ARGS=--skip-install.
+bench: venv platform
+	bench/run $(BENCH_ARGS)
 
 changelog: venv
 	antsibull-changelog lint
