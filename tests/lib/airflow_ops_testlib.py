@@ -195,3 +195,17 @@ def assert_no_secret_printed(inputs: dict, output: str) -> None:
     secrets = [str(value) for name, value in inputs.items() if name in secret_inputs() and str(value)]
     for secret in secrets:
         assert secret not in output, f"a secret input was printed: {secret[:3]}..."
+
+
+def inventory_secrets(host: str) -> dict[str, str]:
+    """{input name: value} of every secret input (no_log in a spec) the scenario's inventory sets
+    for host, its templates resolved by ansible-inventory."""
+    out = subprocess.run(
+        ["ansible-inventory", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--host", host],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    host_vars = json.loads(out.stdout)
+    names = secret_inputs()
+    return {name: str(value) for name, value in host_vars.items() if name in names and str(value)}

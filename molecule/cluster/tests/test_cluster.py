@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, http, wait_for
+from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, http, inventory_secrets, wait_for
 
 # The checks run from the controller; one host keeps pytest from repeating them per host.
 testinfra_hosts = ["ansible://cl-api"]
@@ -140,3 +140,15 @@ def test_new_worker_joined_with_limit_and_nothing_else_restarted(api):
     assert dag_run["state"] == "success"
     hosts = {t["hostname"] for t in api.task_instances(DAG, dag_run["dag_run_id"]) if t["task_id"].startswith("work_")}
     assert "cl-worker3" in hosts, hosts
+
+
+def test_verbose_converge_prints_no_secret():
+    """The new worker's converge ran with -vvv: none of the inventory's secret values is in it."""
+    secrets = inventory_secrets("cl-worker3")
+    assert len(secrets) >= 6, sorted(secrets)  # the scan looks for something
+    log = side_effect("scale-out.log").read_text()
+    assert "ESTABLISH" in log or "<cl-worker3>" in log  # it really was verbose
+    # A login list ("user:password,...") counts with each password alone too.
+    values = {name: [value] + [pair.split(":", 1)[1] for pair in value.split(",") if ":" in pair] for name, value in secrets.items()}
+    printed = sorted(name for name, candidates in values.items() if any(c in log for c in candidates))
+    assert printed == []

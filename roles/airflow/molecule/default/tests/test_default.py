@@ -2,6 +2,7 @@
 a restart of that worker. The api server and Flower are asked from the controller, over the
 scenario's network."""
 
+import shlex
 import time
 
 import pytest
@@ -44,6 +45,46 @@ def test_secret_files_are_private(host):
     ]:
         f = host.file(path)
         assert (f.user, f.group, f.mode) == (owner, group, mode), path
+
+
+def as_airflow(host, script):
+    """Run a shell script as the airflow user: what any task code on this host runs as."""
+    return host.run(f"runuser -u airflow -- sh -c {shlex.quote(script)}")
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        "mv /opt/airflow/venv /opt/airflow/venv.old",
+        "mv /opt/airflow/dags /opt/airflow/dags.old",
+        "mv /opt/airflow/constraints /opt/airflow/constraints.old",
+        "mkdir /opt/airflow/venv.new",
+        "touch /opt/airflow/venv/bin/python-evil",
+        "touch /opt/airflow/dags/evil_dag.py",
+        "touch /opt/airflow/constraints/evil.txt",
+        "touch /opt/airflow-uv/bin/evil",
+        "touch /var/lib/airflow-ops/schema-checked",
+        "touch /etc/airflow/evil.cfg",
+        "touch /etc/systemd/system/airflow-evil.service",
+    ],
+)
+def test_task_user_cannot_change_what_root_runs(host, attempt):
+    """Nothing root executes or reads at deploy time is in a path airflow can write or rename."""
+    result = as_airflow(host, attempt)
+    assert result.rc != 0, f"airflow could: {attempt}"
+
+
+def test_task_user_can_write_its_logs(host):
+    """The control for the test above: the same user writes where Airflow must."""
+    result = as_airflow(host, "touch /opt/airflow/logs/probe && rm /opt/airflow/logs/probe")
+    assert result.rc == 0, result.stderr
+
+
+@pytest.mark.parametrize("component", SERVICES)
+def test_units_write_only_logs(host, component):
+    paths = host.check_output(f"systemctl show -p ReadWritePaths --value airflow-{component}").split()
+    extra = ["/opt/airflow/simple_auth_manager_passwords.json"] if component == "api-server" else []
+    assert sorted(paths) == sorted(["/opt/airflow/logs", *extra])
 
 
 def test_config_is_celery_with_postgres_and_redis(host, node):
