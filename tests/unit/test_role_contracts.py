@@ -23,9 +23,17 @@ def spec_options(role: str) -> dict:
     return spec["argument_specs"][entry_point(role)]["options"]
 
 
-def input_prefix(role: str) -> str:
-    """Inputs carry the role's name; the internal _airflow_common takes the shared airflow_* inputs."""
-    return "airflow_" if role == "_airflow_common" else role + "_"
+def input_prefixes(role: str) -> tuple[str, ...]:
+    """Inputs carry the role's name; the internal _airflow_common takes the shared airflow_* inputs
+    and its own entry-point inputs (_airflow_common_*)."""
+    return ("airflow_", "_airflow_common_") if role == "_airflow_common" else (role + "_",)
+
+
+def secrets_required_per_component() -> set[str]:
+    """Secrets the shared Airflow preflight requires on the hosts whose components need them
+    (vars/main.yml: __airflow_common_need_secrets), rather than everywhere."""
+    needs = load(ROOT / "roles" / "_airflow_common" / "vars" / "main.yml")["__airflow_common_need_secrets"]
+    return {name for names in needs.values() for name in names}
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -34,13 +42,14 @@ def test_argument_spec_matches_defaults(role):
     defaults = load(ROOT / "roles" / role / "defaults" / "main.yml")
     options = spec_options(role)
     assert sorted(set(defaults) - set(options)) == [], "defaults missing from meta/argument_specs.yml"
-    undeclared = [k for k, v in options.items() if k not in defaults and not v.get("required")]
+    undeclared = [k for k, v in options.items()
+                  if k not in defaults and not v.get("required") and k not in secrets_required_per_component()]
     assert undeclared == [], "inputs with neither a default nor required: true"
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_inputs_are_role_prefixed(role):
-    assert [k for k in spec_options(role) if not k.startswith(input_prefix(role))] == []
+    assert [k for k in spec_options(role) if not k.startswith(input_prefixes(role))] == []
     internal = load(ROOT / "roles" / role / "vars" / "main.yml") if (ROOT / "roles" / role / "vars" / "main.yml").exists() else {}
     assert [k for k in internal if not k.startswith("__" + role.lstrip("_") + "_")] == []
 
@@ -69,12 +78,26 @@ def test_templates_live_in_the_role_that_renders_them():
 
 @pytest.mark.parametrize("role", ROLES)
 def test_secrets_are_required_and_hidden(role):
-    """No default password: secret inputs are required and never logged."""
+    """No default password: secret inputs are required (everywhere, or on the hosts whose
+    components need them) and never logged."""
     for name, option in spec_options(role).items():
         if any(word in name for word in ("password", "secret", "fernet", "token")):
             assert option.get("no_log") is True, f"{name} lacks no_log"
             assert "default" not in option, f"{name} has a default"
-            assert option.get("required") is True, f"{name} is not required"
+            assert option.get("required") is True or name in secrets_required_per_component(), f"{name} is not required"
+
+
+def test_every_component_need_names_its_secrets():
+    """The per-component table covers every component the roles run, and every need it names
+    either carries secrets the preflight asks for or is settled without one."""
+    common = load(ROOT / "roles" / "_airflow_common" / "vars" / "main.yml")
+    components = set(load(ROOT / "roles" / "_airflow_common" / "meta" / "argument_specs.yml")
+                     ["argument_specs"]["host"]["options"]["_airflow_common_components"]["choices"])
+    assert set(common["__airflow_common_component_needs"]) == components
+    needs = {need for needs in common["__airflow_common_component_needs"].values() for need in needs}
+    assert needs == set(common["__airflow_common_need_secrets"])
+    # The worker (untrusted task code) never gets a control-plane secret.
+    assert set(common["__airflow_common_component_needs"]["worker"]) == {"broker", "result_backend", "api_secret_key"}
 
 
 @pytest.mark.parametrize("template", sorted(ROOT.glob("roles/*/templates/*.j2")), ids=str)

@@ -69,6 +69,19 @@ CASES = [
      "airflow_api_secret_key is not set for pf-two", None),
     ("admin-password-short", cluster_vars(airflow_admin_password='Sh0rt-admin'),
      "airflow_admin_password must be at least 12 characters", "Sh0rt-admin"),
+    ("jwt-secret-missing-on-control-plane", host_vars("pf-one", airflow_jwt_secret=UNDEFINED_VAULT),
+     "airflow_jwt_secret is not set for pf-one", None),
+    ("result-backend-password-missing", host_vars("pf-one", postgresql_result_backend_password=UNDEFINED_VAULT),
+     "postgresql_result_backend_password is not set for pf-one", None),
+    ("result-backend-login-is-metadata-login", host_vars("pf-one", postgresql_result_backend_user="airflow"),
+     "postgresql_result_backend_user", None),
+    ("user-password-short", cluster_vars(airflow_users="[{username: analyst, password: Sh0rt-user, role: Viewer}]"),
+     "every user in airflow_users needs a password of at least 12 characters", "Sh0rt-user"),
+    ("user-role-unknown", cluster_vars(airflow_users="[{username: analyst, password: analyst-Secret-12, role: Superuser}]"),
+     "the role of every user in airflow_users must be one of Admin, Op, User, Viewer, Public", "analyst-Secret-12"),
+    ("users-with-simple-auth-manager", cluster_vars(airflow_auth_manager="simple",
+                                                   airflow_users="[{username: analyst, password: analyst-Secret-12, role: Viewer}]"),
+     "airflow_users needs airflow_auth_manager=fab", "analyst-Secret-12"),
     ("airflow-version-malformed", cluster_vars(airflow_version="'3.3'"), "airflow_version=3.3 must be X.Y.Z", None),
     ("airflow-version-without-lock", cluster_vars(airflow_version='9.9.9'), "No lock file airflow-9.9.9-python3.", None),
     ("installer-unknown", cluster_vars(airflow_installer='conda'), "airflow_installer", None),
@@ -124,6 +137,15 @@ def test_bad_input_fails_before_any_change(fragment, expected, secret):
         assert secret in fragment  # the input really carried the secret
         assert secret not in result.output
     assert_hosts_untouched()
+
+
+def test_a_worker_needs_no_control_plane_secret():
+    """Least privilege reaches the inventory: a worker host given none of the control plane's
+    secrets (Fernet key, JWT secret, admin password left empty) passes the preflight."""
+    fragment = host_vars("pf-two", airflow_fernet_key="''", airflow_jwt_secret="''", airflow_admin_password="''")
+    result = run_site_with(fragment, "--tags", "site_preflight")
+    assert result.returncode == 0, result.output[-5000:]
+    assert result.changed == 0, result.output[-5000:]
 
 
 def test_valid_inventory_passes_the_preflight_and_changes_nothing():

@@ -10,6 +10,7 @@ import pytest
 from airflow_ops_testlib import AirflowApi, container_ip, http, wait_for
 
 ADMIN_PASSWORD = "molecule-Admin-Secret-1"
+VIEWER_PASSWORD = "molecule-Viewer-Secret-1"
 FLOWER_AUTH = ("ops", "molecule-Flower-Secret-1")
 SERVICES = ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower"]
 
@@ -40,11 +41,15 @@ def test_components_run_as_enabled_units(host, component):
 def test_secret_files_are_private(host):
     for path, owner, group, mode in [
         ("/etc/airflow/airflow.cfg", "root", "airflow", 0o640),
-        ("/etc/airflow/flower.env", "root", "airflow", 0o640),
-        ("/opt/airflow/simple_auth_manager_passwords.json", "airflow", "airflow", 0o600),
+        # systemd reads it for Flower; the airflow user cannot.
+        ("/etc/airflow/flower.env", "root", "root", 0o600),
+        ("/var/lib/airflow-ops/install.env", "root", "root", 0o600),
+        ("/var/lib/airflow-ops/users-applied", "root", "root", 0o600),
     ]:
         f = host.file(path)
         assert (f.user, f.group, f.mode) == (owner, group, mode), path
+    # FAB keeps the users in the database: no SimpleAuthManager password file.
+    assert not host.file("/opt/airflow/simple_auth_manager_passwords.json").exists
 
 
 def as_airflow(host, script):
@@ -83,8 +88,7 @@ def test_task_user_can_write_its_logs(host):
 @pytest.mark.parametrize("component", SERVICES)
 def test_units_write_only_logs(host, component):
     paths = host.check_output(f"systemctl show -p ReadWritePaths --value airflow-{component}").split()
-    extra = ["/opt/airflow/simple_auth_manager_passwords.json"] if component == "api-server" else []
-    assert sorted(paths) == sorted(["/opt/airflow/logs", *extra])
+    assert paths == ["/opt/airflow/logs"]
 
 
 def test_config_is_celery_with_postgres_and_redis(host, node):
@@ -99,6 +103,10 @@ def test_config_is_celery_with_postgres_and_redis(host, node):
     # The password went through URL and configparser escaping intact.
     assert get("celery", "broker_url").startswith("redis://:molecule-broker-Secret-1@")
     assert "molecule-db-Secret%2F1%25%40@" in get("database", "sql_alchemy_conn")
+    # The result backend logs in as its own role, to its own database.
+    assert get("celery", "result_backend").startswith("db+postgresql://airflow_celery:molecule-results-Secret%3A2%23@")
+    assert get("celery", "result_backend").endswith("/airflow_celery")
+    assert get("core", "auth_manager").endswith("FabAuthManager")
 
 
 def test_lock_pins_celery_that_the_provider_can_use(host):
@@ -124,6 +132,27 @@ def test_token_requires_the_admin_password(address, api):
     assert status == 200, body
 
 
+def test_viewer_reads_but_cannot_trigger(address, api):
+    """FAB roles: a Viewer sees the DAGs but may not start a run; the Admin may."""
+    viewer = AirflowApi(f"http://{address}:8080", "viewer", VIEWER_PASSWORD)
+    wait_for("the DAG to be parsed", lambda: viewer.request("GET", "/api/v2/dags/molecule_celery_smoke")[0] == 200)
+    status, body = viewer.request("GET", "/api/v2/dags")
+    assert status == 200, body
+    assert "molecule_celery_smoke" in [dag["dag_id"] for dag in body["dags"]]
+    status, body = viewer.request("POST", "/api/v2/dags/molecule_celery_smoke/dagRuns", {"logical_date": None})
+    assert status == 403, body
+    status, body = viewer.request("PATCH", "/api/v2/dags/molecule_celery_smoke", {"is_paused": True})
+    assert status == 403, body
+
+
+def test_ui_login_page_is_fab(address):
+    """The UI's login is FAB's, not SimpleAuthManager's development page."""
+    status, body = http("GET", f"http://{address}:8080/auth/login/")
+    assert status == 200
+    assert "Simple auth manager" not in str(body)
+    assert "username" in str(body).lower()
+
+
 def test_worker_answers_ping(host, node):
     out = host.run(
         "runuser -u airflow -- env AIRFLOW_HOME=/opt/airflow AIRFLOW_CONFIG=/etc/airflow/airflow.cfg "
@@ -142,6 +171,14 @@ def test_flower_lists_the_worker_with_auth_only(address, node):
     assert status == 401
     status, _ = http("GET", workers, basic=("ops", "wrong-password-123"))
     assert status == 401
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/healthcheck", "/", "/workers", "/tasks", "/api/tasks", "/broker"])
+def test_every_flower_path_needs_the_login(address, path):
+    status, _ = http("GET", f"http://{address}:5555{path}")
+    assert status == 401, path
+    status, body = http("GET", f"http://{address}:5555{path}", basic=FLOWER_AUTH)
+    assert status == 200, (path, body)
 
 
 def test_dag_runs_through_the_celery_worker(api, node):

@@ -17,6 +17,7 @@ CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
 VALID_AIRFLOW = {
     "airflow_redis_password": "molecule-broker-Secret-1",
     "airflow_database_password": "molecule-db-Secret/1%@",
+    "airflow_result_backend_password": "molecule-results-Secret:2#",
     "airflow_fernet_key": "YAddBUL88sy2vlaO7ypwVS4ySKShQOcdE5wSOglfl2o=",
     "airflow_api_secret_key": "molecule-api-secret-key-1",
     "airflow_jwt_secret": "molecule-jwt-secret-key-1",
@@ -39,7 +40,7 @@ def test_dags_folder_is_synced_identically(host):
 @pytest.mark.parametrize(
     ("role", "bad_input", "expected"),
     [
-        ("airflow", {k: v for k, v in VALID_AIRFLOW.items() if k != "airflow_admin_password"}, "missing required arguments: airflow_admin_password"),
+        ("airflow", {k: v for k, v in VALID_AIRFLOW.items() if k != "airflow_admin_password"}, "airflow_admin_password is not set for af-airflow-debian12"),
         ("airflow", dict(VALID_AIRFLOW, airflow_fernet_key="Sh0rt!-not-a-fernet-key"), "airflow_fernet_key must be a Fernet key"),
         ("airflow", dict(VALID_AIRFLOW, airflow_api_server_host="localhost"), "airflow_api_server_host=localhost"),
         ("airflow", dict(VALID_AIRFLOW, airflow_components=["webserver"]), "airflow_components"),
