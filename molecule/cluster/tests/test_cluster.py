@@ -6,6 +6,7 @@ anything else. Bad inventories are the preflight scenario's."""
 import json
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,15 @@ testinfra_hosts = ["ansible://cl-api"]
 DAG = "airflow_ops_fanout"
 FLOWER_AUTH = ("ops", "molecule-Flower-Secret-1")
 AIRFLOW_HOSTS = ["cl-broker", "cl-scheduler", "cl-api", "cl-worker1", "cl-worker2"]
+# What only the control plane may hold (molecule.yml's test-only values).
+CONTROL_PLANE_SECRETS = {
+    "metadata database password": "molecule-db-Secret-1",
+    "Fernet key": "YAddBUL88sy2vlaO7ypwVS4ySKShQOcdE5wSOglfl2o=",
+    "JWT secret": "molecule-jwt-secret-key-1",
+    "admin password": "molecule-Admin-Secret-1",
+}
+METADATA_LOGIN = ("airflow", "airflow", "molecule-db-Secret-1")  # user, database, password
+RESULTS_LOGIN = ("airflow_celery", "airflow_celery", "molecule-results-Secret-1")
 
 
 def remote(name):
@@ -122,11 +132,104 @@ def test_each_airflow_task_runs_once_per_host():
     assert sorted(host for (name, host) in runs if name == config) == sorted(AIRFLOW_HOSTS)
 
 
+def test_a_new_user_is_added_by_a_run_that_restarts_nothing(api):
+    run = PlaybookRun(int(side_effect("users.rc").read_text()), side_effect("users.log").read_text())
+    assert run.returncode == 0, run.output[-5000:]
+    assert run.changed >= 1, run.output[-5000:]
+    assert unit_start_times("users") == unit_start_times("reconverge")
+    viewer = AirflowApi(f"http://{container_ip('cl-api')}:8080", "viewer", "molecule-Viewer-Secret-1")
+    assert viewer.get(f"/api/v2/dags/{DAG}")["dag_id"] == DAG
+
+
+def test_a_viewer_cannot_trigger_or_unpause():
+    viewer = AirflowApi(f"http://{container_ip('cl-api')}:8080", "viewer", "molecule-Viewer-Secret-1")
+    status, body = viewer.request("POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None})
+    assert status == 403, body
+    status, body = viewer.request("PATCH", f"/api/v2/dags/{DAG}", {"is_paused": False})
+    assert status == 403, body
+
+
+def test_task_code_on_a_worker_finds_no_control_plane_secret():
+    """As the airflow user (what task code runs as): every readable file, and the environment and
+    command line of every process it may read, hold none of the control plane's secrets."""
+    worker = remote("cl-worker1")
+    patterns = " ".join(f"-e {shlex.quote(value)}" for value in CONTROL_PLANE_SECRETS.values())
+    scan = (f"grep -rIlsF {patterns} / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev; "
+            f"grep -lsF {patterns} /proc/[0-9]*/environ /proc/[0-9]*/cmdline; true")
+    found = worker.run(f"runuser -u airflow -- sh -c {shlex.quote(scan)}")
+    assert found.stdout.split() == [], found.stdout
+    # The control: the same scan does find what a worker needs (its broker password).
+    control = worker.run(f"runuser -u airflow -- sh -c {shlex.quote('grep -rIlsF -e molecule-broker-Secret-1 /etc /opt/airflow; true')}")
+    assert "/etc/airflow/airflow.cfg" in control.stdout.split()
+
+
+def psql(host, login, database=None):
+    """Log in to the cluster's PostgreSQL from host: (rc, output)."""
+    user, own_database, password = login
+    code = ("import psycopg2, sys\n"
+            "try:\n"
+            f"    psycopg2.connect(host={container_ip('cl-db')!r}, user={user!r}, password=sys.stdin.read(),"
+            f" dbname={(database or own_database)!r}, connect_timeout=10).close()\n"
+            "except psycopg2.Error as error:\n"
+            "    sys.exit(str(error))\n")
+    result = remote(host).run(f"printf %s {shlex.quote(password)} | /opt/airflow/venv/bin/python -c {shlex.quote(code)}")
+    return result.rc, result.stdout + result.stderr
+
+
+def test_a_worker_reaches_only_the_result_backend():
+    """Even with the metadata login's password, a worker host cannot log in to the metadata
+    database; the result-backend login works there and nowhere else."""
+    rc, out = psql("cl-worker1", RESULTS_LOGIN)
+    assert rc == 0, out
+    rc, out = psql("cl-worker1", METADATA_LOGIN)
+    assert rc != 0 and "pg_hba.conf" in out, out
+    rc, out = psql("cl-worker1", RESULTS_LOGIN, database="airflow")
+    assert rc != 0, out
+
+
+def test_from_outside_the_broker_demands_a_password():
+    outsider = remote("cl-outsider")
+    out = outsider.run(f"redis-cli -h {container_ip('cl-broker')} PING")
+    assert "NOAUTH" in out.stdout + out.stderr, out.stdout + out.stderr
+    out = outsider.run(f"redis-cli -h {container_ip('cl-broker')} --no-auth-warning -a wrong-password-123 PING")
+    assert "WRONGPASS" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("login", [METADATA_LOGIN, RESULTS_LOGIN], ids=["metadata", "result-backend"])
+def test_from_outside_the_database_rejects_both_logins_even_with_their_passwords(login):
+    user, database, password = login
+    out = remote("cl-outsider").run(
+        f"PGPASSWORD={shlex.quote(password)} PGCONNECT_TIMEOUT=10 psql -h {container_ip('cl-db')} -U {user} -d {database} -c 'select 1'"
+    )
+    assert out.rc != 0
+    assert "pg_hba.conf" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://{api}:8080/api/v2/dags",
+        "http://{api}:8080/api/v2/connections",
+        "http://{api}:8080/api/v2/config",
+        "http://{api}:8080/api/v2/dags/" + DAG + "/dagRuns",
+        "http://{broker}:5555/",
+        "http://{broker}:5555/api/workers",
+        "http://{broker}:5555/api/tasks",
+        "http://{broker}:5555/metrics",
+        "http://{broker}:5555/healthcheck",
+    ],
+)
+def test_from_outside_every_api_and_flower_path_needs_credentials(url):
+    url = url.format(api=container_ip("cl-api"), broker=container_ip("cl-broker"))
+    out = remote("cl-outsider").run(f"curl -s -o /dev/null -w '%{{http_code}}' {shlex.quote(url)}")
+    assert out.stdout in ("401", "403"), (url, out.stdout)
+
+
 def test_new_worker_joined_with_limit_and_nothing_else_restarted(api):
     run = PlaybookRun(int(side_effect("scale-out.rc").read_text()), side_effect("scale-out.log").read_text())
     assert run.returncode == 0, run.output[-5000:]
     assert any("/airflow-" in unit for unit in unit_start_times("reconverge"))
-    assert unit_start_times("scale-out") == unit_start_times("reconverge")
+    assert unit_start_times("scale-out") == unit_start_times("users")
 
     wait_for("cl-worker3 in Flower", lambda: in_flower("cl-worker3"), timeout=120, interval=5)
     ping = remote("cl-worker3").run(
@@ -142,12 +245,15 @@ def test_new_worker_joined_with_limit_and_nothing_else_restarted(api):
     assert "cl-worker3" in hosts, hosts
 
 
-def test_verbose_converge_prints_no_secret():
-    """The new worker's converge ran with -vvv: none of the inventory's secret values is in it."""
-    secrets = inventory_secrets("cl-worker3")
-    assert len(secrets) >= 6, sorted(secrets)  # the scan looks for something
-    log = side_effect("scale-out.log").read_text()
-    assert "ESTABLISH" in log or "<cl-worker3>" in log  # it really was verbose
+@pytest.mark.parametrize("run_as", ["users", "scale-out"])
+def test_verbose_converge_prints_no_secret(run_as):
+    """Adding a user (the whole cluster) and the new worker's converge ran with -vvv: none of the
+    inventory's secret values, nor the new user's password, is in their output."""
+    secrets = inventory_secrets("cl-scheduler")
+    assert len(secrets) >= 7, sorted(secrets)  # the scan looks for something
+    secrets["new user's password"] = "molecule-Viewer-Secret-1"
+    log = side_effect(f"{run_as}.log").read_text()
+    assert "ESTABLISH" in log  # it really was verbose
     # A login list ("user:password,...") counts with each password alone too.
     values = {name: [value] + [pair.split(":", 1)[1] for pair in value.split(",") if ":" in pair] for name, value in secrets.items()}
     printed = sorted(name for name, candidates in values.items() if any(c in log for c in candidates))
