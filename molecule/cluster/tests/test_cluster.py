@@ -153,10 +153,15 @@ def test_task_code_on_a_worker_finds_no_control_plane_secret():
     """As the airflow user (what task code runs as): every readable file, and the environment and
     command line of every process it may read, hold none of the control plane's secrets."""
     worker = remote("cl-worker1")
-    patterns = " ".join(f"-e {shlex.quote(value)}" for value in CONTROL_PLANE_SECRETS.values())
-    scan = (f"grep -rIlsF {patterns} / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev; "
-            f"grep -lsF {patterns} /proc/[0-9]*/environ /proc/[0-9]*/cmdline; true")
+    # The patterns come from a file under /dev (not scanned), so the scan's own command lines
+    # hold no secret for it to find.
+    patterns = "/dev/shm/secret-patterns"
+    worker.run(f"printf '%s\\n' {' '.join(map(shlex.quote, CONTROL_PLANE_SECRETS.values()))} > {patterns}"
+               f" && chmod 0644 {patterns}")
+    scan = (f"grep -rIlsF -f {patterns} / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev; "
+            f"grep -lsF -f {patterns} /proc/[0-9]*/environ /proc/[0-9]*/cmdline; true")
     found = worker.run(f"runuser -u airflow -- sh -c {shlex.quote(scan)}")
+    worker.run(f"rm -f {patterns}")
     assert found.stdout.split() == [], found.stdout
     # The control: the same scan does find what a worker needs (its broker password).
     control = worker.run(f"runuser -u airflow -- sh -c {shlex.quote('grep -rIlsF -e molecule-broker-Secret-1 /etc /opt/airflow; true')}")
