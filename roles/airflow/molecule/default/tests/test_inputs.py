@@ -3,6 +3,7 @@
 Neither depends on the distribution: one host is enough.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,42 @@ def test_invalid_input_fails_clearly_before_any_change(role, bad_input, expected
     assert expected in result.output
     assert result.changed == 0, result.output
     assert_no_secret_printed(bad_input, result.output)
+
+
+# airflow.cfg as for all of the host's components (so the others' settings stay), then the worker
+# role alone: only the worker restarts.
+WORKER_ONLY = f"""---
+- name: The worker role on a host with every component
+  hosts: {FIRST}
+  tasks:
+    - name: Configure Airflow for every component of the host
+      ansible.builtin.include_role:
+        name: airflow_ops.celery._airflow_common
+        tasks_from: host
+      vars:
+        _airflow_common_components: [api-server, scheduler, dag-processor, triggerer, worker, flower]
+    - name: Apply the worker role
+      ansible.builtin.include_role:
+        name: airflow_ops.celery.worker
+"""
+
+
+@pytest.mark.parametrize(
+    ("secret", "named"),
+    [("airflow_redis_password", "the Celery broker redis://"),
+     ("airflow_result_backend_password", "the Celery result backend postgresql://")],
+    ids=["broker", "result-backend"],
+)
+def test_a_worker_with_a_wrong_login_fails_the_play_and_names_it(secret, named, tmp_path):
+    """A password the broker or the result backend refuses fails the play with a message naming
+    which, before the worker restarts on it; the next run with the right one repairs the host."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({secret: "wrong-Secret-123"}))
+    playbook = tmp_path / "worker.yml"
+    playbook.write_text(WORKER_ONLY)
+    result = run_playbook(str(playbook), "-e", f"@{bad}")
+    repaired = run_playbook(str(playbook))
+    assert result.returncode != 0, result.output[-3000:]
+    assert f"The worker {FIRST} cannot use {named}" in result.output, result.output[-3000:]
+    assert "wrong-Secret-123" not in result.output
+    assert repaired.returncode == 0, repaired.output[-3000:]
