@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""Fault drills on the converged cluster, run by side_effect.yml; the verifier judges the results.
+
+Each drill starts a run of examples/dags/airflow_ops_hold.py (tasks that sleep), injects one fault
+while the tasks run, waits for the run to end and records what a user would look at: the run's
+state, each task's tries, the time from the fault to recovery, leftover processes, units that are
+not active. Results go to the JSON file given as the first argument; a table goes to stdout.
+
+    drills.py OUT.json [DRILL ...]      (default: every drill, in the order below)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "lib"))
+
+from airflow_ops_testlib import AirflowApi, container_ip, http, wait_for  # noqa: E402
+
+DAG = "airflow_ops_hold"
+FANOUT = "airflow_ops_fanout"  # 24 static tasks: all of them queue while no worker runs
+WORKERS = ["cl-worker1", "cl-worker2", "cl-worker3"]
+HOSTS = ["cl-broker", "cl-db", "cl-scheduler", "cl-api", *WORKERS]
+WORKER_UNIT = "airflow-worker"
+ADMIN = ("admin", "molecule-Admin-Secret-1")
+
+
+def sh(host: str, command: str, check: bool = True) -> str:
+    out = subprocess.run(["docker", "exec", host, "sh", "-c", command], capture_output=True, text=True, check=False)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"{host}: {command}: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def unit(host: str, name: str) -> dict:
+    """A few of the unit's properties; ActiveState "unknown" while the host boots or is down."""
+    props = "ActiveState,SubState,MainPID,NRestarts,ControlGroup"
+    out = sh(host, f"systemctl show {name} --property={props}", check=False)
+    info = {"ActiveState": "unknown", "SubState": "unknown", "MainPID": "0", "NRestarts": "0", "ControlGroup": ""}
+    info.update(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return info
+
+
+def cgroup_pids(host: str, name: str) -> set[str]:
+    group = unit(host, name)["ControlGroup"]
+    return set(sh(host, f"cat /sys/fs/cgroup{group}/cgroup.procs", check=False).split()) if group else set()
+
+
+def still_alive(host: str, pids: set[str]) -> list[str]:
+    return [pid for pid in pids if sh(host, f"kill -0 {pid} 2>/dev/null && echo yes", check=False) == "yes"]
+
+
+def airflow_units(host: str) -> dict[str, str]:
+    out = sh(host, "systemctl list-units --all --no-legend --plain 'airflow-*' | awk '{print $1, $3, $4}'", check=False)
+    return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines() if line}
+
+
+def epoch(text: str | None) -> float | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
+
+
+class Cluster:
+    def __init__(self) -> None:
+        self.base = f"http://{container_ip('cl-api')}:8080"
+        self.api = wait_for("the api server to hand out a token", self._login, timeout=300)
+
+    def _login(self):
+        try:
+            return AirflowApi(self.base, *ADMIN)
+        except (AssertionError, OSError, urllib.error.URLError):
+            return None
+
+    def get(self, path: str):
+        """GET through the API; None while the api server does not answer (restarts)."""
+        try:
+            status, body = self.api.request("GET", path)
+        except (OSError, urllib.error.URLError):
+            return None
+        return body if status == 200 else None
+
+    def start(self, tasks: int = 0, seconds: int = 0, dag: str = DAG) -> str:
+        wait_for(f"{dag} to be parsed", lambda: self.get(f"/api/v2/dags/{dag}"), timeout=300)
+        status, body = self.api.request("PATCH", f"/api/v2/dags/{dag}", {"is_paused": False})
+        assert status == 200, body
+        conf = {"tasks": tasks, "seconds": seconds} if dag == DAG else {}
+        status, body = self.api.request("POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": None, "conf": conf})
+        assert status == 200, body
+        return body["dag_run_id"]
+
+    def holds(self, run_id: str, dag: str = DAG) -> list[dict]:
+        """The run's working task instances: the mapped `hold` ones, or every task of another DAG."""
+        body = self.get(f"/api/v2/dags/{dag}/dagRuns/{run_id}/taskInstances?limit=100")
+        if body is None:
+            return []
+        if dag != DAG:
+            return body["task_instances"]
+        return [ti for ti in body["task_instances"] if ti["task_id"] == "hold" and ti["map_index"] >= 0]
+
+    def wait_holds(self, run_id: str, count: int, state: str, timeout: float = 300, dag: str = DAG) -> list[dict]:
+        def ready():
+            tis = [ti for ti in self.holds(run_id, dag) if ti["state"] == state and (state != "running" or ti["hostname"])]
+            return tis if len(tis) >= count else None
+
+        return wait_for(f"{count} hold tasks {state}", ready, timeout=timeout, interval=1)
+
+    def finish(self, run_id: str, timeout: float = 600, dag: str = DAG) -> dict:
+        def done():
+            run = self.get(f"/api/v2/dags/{dag}/dagRuns/{run_id}")
+            return run if run and run["state"] in ("success", "failed") else None
+
+        return wait_for(f"run {run_id} to end", done, timeout=timeout, interval=2)
+
+    def unfinished_anywhere(self) -> list[str]:
+        """Task instances of any run still running or queued (nothing may be left behind)."""
+        left = []
+        for state in ("running", "queued"):
+            body = self.get(f"/api/v2/dags/~/dagRuns/~/taskInstances?state={state}&limit=100") or {"task_instances": []}
+            left += [f"{ti['dag_id']}/{ti['task_id']}[{ti['map_index']}] {state}" for ti in body["task_instances"]]
+        return left
+
+    def summary(self, run_id: str, since: float, dag: str = DAG) -> dict:
+        run = self.finish(run_id, dag=dag)
+        tis = self.holds(run_id, dag)
+        key = (lambda ti: str(ti["map_index"])) if dag == DAG else (lambda ti: ti["task_id"])
+        return {
+            "run_state": run["state"],
+            "run_seconds": round(epoch(run["end_date"]) - epoch(run["start_date"]), 1),
+            "tries": {key(ti): ti["try_number"] for ti in tis},
+            "states": {key(ti): ti["state"] for ti in tis},
+            "hosts": {key(ti): ti["hostname"] for ti in tis},
+            "left_running_or_queued": self.unfinished_anywhere(),
+            "down_units": {h: u for h in HOSTS for u, s in airflow_units(h).items() if s != "active running"},
+            "drill_seconds": round(time.time() - since, 1),
+        }
+
+
+def busiest_worker(running: list[dict]) -> tuple[str, list[int]]:
+    by_host: dict[str, list[int]] = {}
+    for ti in running:
+        by_host.setdefault(ti["hostname"], []).append(ti["map_index"])
+    host = max(by_host, key=lambda h: len(by_host[h]))
+    return host, by_host[host]
+
+
+def recovery(cluster: Cluster, run_id: str, affected: list[int], fault_at: float) -> float:
+    """Seconds from the fault until the last affected task had started its next try."""
+    starts = [epoch(ti["start_date"]) for ti in cluster.holds(run_id) if ti["map_index"] in affected]
+    return round(max(starts) - fault_at, 1)
+
+
+def drill_worker_kill9(cluster: Cluster) -> dict:
+    """kill -9 of a worker's main process while it runs tasks."""
+    began = time.time()
+    run_id = cluster.start(tasks=3, seconds=40)
+    host, affected = busiest_worker(cluster.wait_holds(run_id, 3, "running"))
+    pids = cgroup_pids(host, WORKER_UNIT)
+    before = int(unit(host, WORKER_UNIT)["NRestarts"])
+    fault_at = time.time()
+    sh(host, f"kill -9 {unit(host, WORKER_UNIT)['MainPID']}")
+    back = wait_for("the worker to be restarted by systemd", lambda: unit(host, WORKER_UNIT)["ActiveState"] == "active"
+                    and int(unit(host, WORKER_UNIT)["NRestarts"]) > before and time.time(), timeout=300, interval=1)
+    result = cluster.summary(run_id, began)
+    result.update(worker=host, affected=affected, worker_back_seconds=round(back - fault_at, 1),
+                  recovery_seconds=recovery(cluster, run_id, affected, fault_at),
+                  leftover_processes=still_alive(host, pids))
+    return result
+
+
+def drill_host_kill(cluster: Cluster) -> dict:
+    """docker kill of a worker host while it runs tasks, started again at once."""
+    began = time.time()
+    run_id = cluster.start(tasks=3, seconds=40)
+    host, affected = busiest_worker(cluster.wait_holds(run_id, 3, "running"))
+    address = container_ip(host)
+    fault_at = time.time()
+    subprocess.run(["docker", "kill", host], check=True, capture_output=True)
+    subprocess.run(["docker", "start", host], check=True, capture_output=True)
+    back = wait_for("the worker host to run its worker again",
+                    lambda: unit(host, WORKER_UNIT)["ActiveState"] == "active" and time.time(), timeout=300, interval=2)
+    result = cluster.summary(run_id, began)
+    result.update(worker=host, affected=affected, worker_back_seconds=round(back - fault_at, 1),
+                  recovery_seconds=recovery(cluster, run_id, affected, fault_at),
+                  same_address=container_ip(host) == address)
+    return result
+
+
+def drill_worker_restart(cluster: Cluster) -> dict:
+    """systemctl restart of a worker while it runs tasks: they finish first (warm shutdown)."""
+    began = time.time()
+    run_id = cluster.start(tasks=3, seconds=30)
+    host, affected = busiest_worker(cluster.wait_holds(run_id, 3, "running"))
+    fault_at = time.time()
+    sh(host, f"systemctl restart {WORKER_UNIT}")
+    restart_seconds = round(time.time() - fault_at, 1)
+    result = cluster.summary(run_id, began)
+    result.update(worker=host, affected=affected, restart_seconds=restart_seconds,
+                  worker_active=unit(host, WORKER_UNIT)["ActiveState"] == "active")
+    return result
+
+
+def drill_redis_kill9(cluster: Cluster) -> dict:
+    """Workers stopped, tasks queued in Redis, Redis killed; Redis and workers back."""
+    began = time.time()
+    on_all(WORKERS, lambda h: sh(h, f"systemctl stop {WORKER_UNIT}"))
+    run_id = cluster.start(dag=FANOUT)
+    queued = len(cluster.wait_holds(run_id, 8, "queued", dag=FANOUT))
+    time.sleep(3)  # appendfsync everysec: what Redis acknowledged a second ago is on disk
+    before = int(unit("cl-broker", "redis-server")["NRestarts"])
+    fault_at = time.time()
+    sh("cl-broker", f"kill -9 {unit('cl-broker', 'redis-server')['MainPID']}")
+    back = wait_for("systemd to restart Redis", lambda: unit("cl-broker", "redis-server")["ActiveState"] == "active"
+                    and int(unit("cl-broker", "redis-server")["NRestarts"]) > before and time.time(), timeout=120, interval=1)
+    on_all(WORKERS, lambda h: sh(h, f"systemctl start {WORKER_UNIT}"))
+    result = cluster.summary(run_id, began, dag=FANOUT)
+    result.update(redis_back_seconds=round(back - fault_at, 1), queued_at_kill=queued)
+    return result
+
+
+def drill_postgresql_restart(cluster: Cluster) -> dict:
+    """PostgreSQL restarted while tasks run."""
+    began = time.time()
+    run_id = cluster.start(tasks=3, seconds=30)
+    cluster.wait_holds(run_id, 3, "running")
+    restarts = airflow_restarts()
+    fault_at = time.time()
+    sh("cl-db", "systemctl restart postgresql")
+    restart_seconds = round(time.time() - fault_at, 1)
+    result = cluster.summary(run_id, began)
+    after = airflow_restarts()
+    result.update(restart_seconds=restart_seconds,
+                  restarted_by_systemd=sorted(u for u in after if after[u] != restarts.get(u)))
+    return result
+
+
+def airflow_restarts() -> dict[str, str]:
+    """{host/unit: NRestarts} of every Airflow unit."""
+    return {f"{h}/{u}": unit(h, u)["NRestarts"] for h in HOSTS for u in airflow_units(h)}
+
+
+def drill_api_server_restart(cluster: Cluster) -> dict:
+    """The api server (execution API) restarted while tasks run."""
+    began = time.time()
+    run_id = cluster.start(tasks=3, seconds=40)
+    cluster.wait_holds(run_id, 3, "running")
+    fault_at = time.time()
+    sh("cl-api", "systemctl restart airflow-api-server")
+    answered = wait_for("the api server to answer", lambda: api_health(cluster) and time.time(), timeout=300, interval=1)
+    result = cluster.summary(run_id, began)
+    result.update(api_down_seconds=round(answered - fault_at, 1))
+    return result
+
+
+def drill_scheduler_kill9(cluster: Cluster) -> dict:
+    """kill -9 of the scheduler while work is queued: systemd restarts it and the run goes on."""
+    began = time.time()
+    run_id = cluster.start(tasks=16, seconds=10)
+    cluster.wait_holds(run_id, 1, "running")
+    before = int(unit("cl-scheduler", "airflow-scheduler")["NRestarts"])
+    fault_at = time.time()
+    sh("cl-scheduler", f"kill -9 {unit('cl-scheduler', 'airflow-scheduler')['MainPID']}")
+    back = wait_for("systemd to restart the scheduler",
+                    lambda: unit("cl-scheduler", "airflow-scheduler")["ActiveState"] == "active"
+                    and int(unit("cl-scheduler", "airflow-scheduler")["NRestarts"]) > before and time.time(),
+                    timeout=120, interval=1)
+    result = cluster.summary(run_id, began)
+    result.update(scheduler_back_seconds=round(back - fault_at, 1))
+    return result
+
+
+def drill_all_hosts_restart(cluster: Cluster) -> dict:
+    """Every host restarted at once; no Ansible run; then a new run."""
+    began = time.time()
+    addresses = {h: container_ip(h) for h in HOSTS}
+    units = {h: list(airflow_units(h)) for h in HOSTS}
+    fault_at = time.time()
+    on_all(HOSTS, lambda h: subprocess.run(["docker", "restart", "--time", "30", h], check=True, capture_output=True))
+    healthy = wait_for("every Airflow unit to run again",
+                       lambda: all(airflow_units(h).get(u) == "active running" for h in HOSTS for u in units[h])
+                       and api_health(cluster) and time.time(), timeout=600, interval=3)
+    run_id = cluster.start(tasks=6, seconds=5)
+    result = cluster.summary(run_id, began)
+    result.update(healthy_seconds=round(healthy - fault_at, 1),
+                  addresses_changed=[h for h in HOSTS if container_ip(h) != addresses[h]])
+    return result
+
+
+def api_health(cluster: Cluster) -> bool:
+    try:
+        status, _ = http("GET", f"{cluster.base}/api/v2/monitor/health")
+    except (OSError, urllib.error.URLError):
+        return False
+    return status == 200
+
+
+def on_all(hosts, action) -> None:
+    errors = []
+
+    def run(host):
+        try:
+            action(host)
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(f"{host}: {err}")
+
+    threads = [threading.Thread(target=run, args=(h,)) for h in hosts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise RuntimeError("; ".join(errors))
+
+
+DRILLS = {
+    "worker_kill9": drill_worker_kill9,
+    "host_kill": drill_host_kill,
+    "worker_restart": drill_worker_restart,
+    "redis_kill9": drill_redis_kill9,
+    "postgresql_restart": drill_postgresql_restart,
+    "api_server_restart": drill_api_server_restart,
+    "scheduler_kill9": drill_scheduler_kill9,
+    "all_hosts_restart": drill_all_hosts_restart,
+}
+
+
+def main() -> int:
+    out = Path(sys.argv[1])
+    names = sys.argv[2:] or list(DRILLS)
+    cluster = Cluster()
+    results = json.loads(out.read_text()) if out.exists() else {}
+    for name in names:
+        started = time.time()
+        try:
+            results[name] = DRILLS[name](cluster)
+        except Exception as err:  # noqa: BLE001 - the verifier reports it
+            results[name] = {"error": f"{type(err).__name__}: {err}", "drill_seconds": round(time.time() - started, 1)}
+        out.write_text(json.dumps(results, indent=2))
+        print(f"{name}: {json.dumps(results[name])}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
