@@ -10,6 +10,8 @@ import pytest
 
 testinfra_hosts = ["ansible://cl-api"]
 
+# scripts/run-tests prints the lines written here after the scenario.
+FIGURES = Path(__file__).resolve().parents[3] / ".cache" / "test-logs" / "figures.txt"
 # Issue #10: a task whose worker died runs again within this many seconds.
 RECOVERY_LIMIT = 120
 DRILLS = [
@@ -38,8 +40,12 @@ def drill(name):
 def test_the_run_succeeds_and_nothing_is_left_behind(name, capsys):
     result = drill(name)
     times = ", ".join(f"{key.removesuffix('_seconds').replace('_', ' ')} {result[key]} s" for key in TIMES if key in result)
+    line = f"[drill] {name}: {times}; tries {sorted(result['tries'].values())}"
     with capsys.disabled():
-        print(f"\n[drill] {name}: {times}; tries per task {result['tries']}")
+        print(f"\n{line}")
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    with FIGURES.open("a") as figures:
+        figures.write(line + "\n")
     assert result["run_state"] == "success", result
     assert result["left_running_or_queued"] == [], result
     assert result["down_units"] == {}, f"{name} left units that do not run: {result['down_units']}"
