@@ -1,6 +1,7 @@
-"""Re-running the roles on one host: the DAG sync by tag, and bad input that fails before any change.
+"""Re-running the roles on one host: the DAG sync by tag, bad input that fails before any change,
+refused logins and units in a restart loop that fail the play.
 
-Neither depends on the distribution: one host is enough.
+None depends on the distribution: one host is enough.
 """
 
 import json
@@ -98,3 +99,23 @@ def test_a_worker_with_a_wrong_login_fails_the_play_and_names_it(secret, named, 
     assert f"The worker {FIRST} cannot use {named}" in result.output, result.output[-3000:]
     assert "wrong-Secret-123" not in result.output
     assert repaired.returncode == 0, repaired.output[-3000:]
+
+
+def test_a_unit_in_a_restart_loop_is_reported_with_its_journal(host):
+    """The check every play runs after starting units (files/unit_health.py): a unit that
+    systemd keeps restarting fails it at once, with the end of its journal; a steady one passes."""
+    host.run("systemctl stop crashloop steady; systemctl reset-failed crashloop steady")
+    host.run_expect([0], "systemd-run --quiet --unit=crashloop -p Restart=on-failure -p RestartSec=1"
+                         " sh -c 'echo cannot reach the broker; sleep 2; exit 1'")
+    host.run_expect([0], "systemd-run --quiet --unit=steady sleep 600")
+    try:
+        looping = host.run("/opt/airflow/libexec/unit_health.py --settle 5 --timeout 60"
+                           " --fresh=crashloop --fresh=steady crashloop steady")
+        steady = host.run("/opt/airflow/libexec/unit_health.py --settle 5 --timeout 60 --fresh=steady steady")
+    finally:
+        host.run("systemctl stop crashloop steady; systemctl reset-failed crashloop steady")
+    assert looping.rc == 1, looping.stdout
+    assert "crashloop crashed and was restarted by systemd" in looping.stdout
+    assert "cannot reach the broker" in looping.stdout
+    assert not any(line.startswith("steady ") for line in looping.stdout.splitlines()), looping.stdout
+    assert steady.rc == 0, steady.stdout
