@@ -12,6 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
+# scripts/run-tests prints the lines written here after the scenario that wrote them.
+FIGURES = Path(__file__).resolve().parents[2] / ".cache" / "test-logs" / "figures.txt"
+
+
+def record_figure(line: str) -> None:
+    """Report something a test measured: run-tests prints it after the scenario."""
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    with FIGURES.open("a") as figures:
+        figures.write(line + "\n")
 
 PLAY = """---
 - name: Apply {role} with the input under test

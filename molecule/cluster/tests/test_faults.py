@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from airflow_ops_testlib import record_figure
+
 testinfra_hosts = ["ansible://cl-api"]
 
-# scripts/run-tests prints the lines written here after the scenario.
-FIGURES = Path(__file__).resolve().parents[3] / ".cache" / "test-logs" / "figures.txt"
 # Issue #10: a task whose worker died runs again within this many seconds.
 RECOVERY_LIMIT = 120
 DRILLS = [
@@ -43,9 +43,7 @@ def test_the_run_succeeds_and_nothing_is_left_behind(name, capsys):
     line = f"[drill] {name}: {times}; tries {sorted(result['tries'].values())}"
     with capsys.disabled():
         print(f"\n{line}")
-    FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    with FIGURES.open("a") as figures:
-        figures.write(line + "\n")
+    record_figure(line)
     assert result["run_state"] == "success", result
     assert result["left_running_or_queued"] == [], result
     assert result["down_units"] == {}, f"{name} left units that do not run: {result['down_units']}"
