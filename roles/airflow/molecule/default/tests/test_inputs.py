@@ -74,18 +74,20 @@ def test_a_deployed_dag_shows_up_in_the_api_within_30_seconds(tmp_path):
     shutil.copytree(CONVERGE.parent / "dags", src)
     (src / "molecule_delivered.py").write_text(NEW_DAG)
     api = AirflowApi(f"http://{container_ip(FIRST)}:8080", "admin", VALID_AIRFLOW["airflow_admin_password"])
+    started = time.monotonic()
     deploy = run_playbook(str(CONVERGE), "--limit", FIRST, "--tags", "airflow_configure", "-e", f"airflow_dags_src={src}")
     delivered = time.monotonic()
     assert deploy.returncode == 0, deploy.output[-3000:]
     try:
         wait_for("the new DAG in the API", lambda: api.request("GET", "/api/v2/dags/molecule_delivered")[0] == 200,
                  timeout=90, interval=1)
-        seconds = time.monotonic() - delivered
+        listed = time.monotonic()
     finally:
         restored = run_playbook(str(CONVERGE), "--limit", FIRST, "--tags", "airflow_configure")
-    record_figure(f"[dag delivery] a new DAG file listed by the API {seconds:.1f} s after the run")
+    record_figure(f"[dag delivery] a new DAG file listed by the API {listed - started:.1f} s after the deploy run"
+                  f" started ({delivered - started:.1f} s run), {listed - delivered:.1f} s after it ended")
     assert restored.returncode == 0, restored.output[-3000:]
-    assert seconds <= 30
+    assert listed - delivered <= 30
 
 
 @pytest.mark.parametrize(
