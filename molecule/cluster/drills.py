@@ -4,7 +4,8 @@
 Each drill starts a run of examples/dags/airflow_ops_hold.py (tasks that sleep), injects one fault
 while the tasks run, waits for the run to end and records what a user would look at: the run's
 state, each task's tries, the time from the fault to recovery, leftover processes, units that are
-not active. Results go to the JSON file given as the first argument; a table goes to stdout.
+not active. Results go to the JSON file given as the first argument, and one line per drill to
+stdout.
 
     drills.py OUT.json [DRILL ...]      (default: every drill, in the order below)
 """

@@ -3,8 +3,8 @@
     python celery_check.py broker result_backend
 
 Run by the worker role, as the airflow user with the virtualenv's Python and AIRFLOW_CONFIG set,
-after the worker started: a wrong broker or result-backend setting otherwise shows only as a
-worker that never answers, or answers but cannot store a result. Prints one line per failure,
+before the worker restarts on a new airflow.cfg or code: a wrong broker or result-backend setting
+otherwise shows only as a worker that never answers, or answers but cannot store a result. Prints one line per failure,
 with the address but never the password; exit code 1 then.
 """
 
