@@ -28,18 +28,18 @@ TASK_SECONDS = 60
 LOW_WATER = 10
 
 # Runs on cl-broker (a Flower host: the Airflow install and the broker login in airflow.cfg), as
-# airflow: a JSON line about every 2 s, {worker: [consumed queues, active tasks]} for those that
-# answered within 3 s (generous: the hosts are busy installing).
+# airflow: a JSON line every 4 s or so, {worker: [consumed queues, active tasks]} for those that
+# answered both broadcasts within 2 s each (generous: the hosts are busy installing).
 SAMPLER = """
 import json, sys, time
 from airflow.providers.celery.executors.celery_executor import app
 while True:
     started = time.time()
-    inspect = app.control.inspect(timeout=3.0)
+    inspect = app.control.inspect(timeout=2.0)
     try:
         queues = inspect.active_queues() or {}
         active = inspect.active() or {}
-        sample = {name: [[q["name"] for q in queues[name]], len(active.get(name, []))] for name in queues}
+        sample = {name: [[q["name"] for q in queues[name]], len(active[name])] for name in queues if name in active}
         print(json.dumps({"t": started, "workers": sample}), flush=True)
     except Exception as err:
         print(json.dumps({"t": started, "error": repr(err)}), flush=True)
