@@ -1,0 +1,193 @@
+"""Day-2 operations as side_effect.yml did them: a rolling upgrade from Airflow 3.3.1 to 3.3.2
+while tasks ran (upgrade.py's record), the way back to 3.3.1 from the kept install, a host leaving
+`flower`, and the decommissioning of cl-worker3."""
+
+import json
+import os
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, record_figure
+
+testinfra_hosts = ["ansible://cl-api"]
+
+OLD, NEW = "3.3.1", "3.3.2"
+AIRFLOW_HOSTS = ["cl-broker", "cl-scheduler", "cl-api", "cl-worker1", "cl-worker2"]
+WORKERS = ["celery@cl-worker1", "celery@cl-worker2", "celery@cl-worker3"]
+INSTALL_TASK = "airflow_ops.celery._airflow_common : Install Apache Airflow (only when version, extras or lock changed)"
+RESULTS_LOGIN = ("airflow_celery", "airflow_celery", "molecule-results-Secret-1")
+
+
+def side_effect(name):
+    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "side_effect", name)
+
+
+def remote(name):
+    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def playbook_run(name):
+    return PlaybookRun(int(side_effect(f"{name}.rc").read_text()), side_effect(f"{name}.log").read_text())
+
+
+def results_of(log, task):
+    """{host: result} of one task in a playbook's output (the last time it ran per host)."""
+    results, inside = {}, False
+    for line in log.splitlines():
+        header = re.match(r"^TASK \[(.*)\] \*+$", line)
+        if header:
+            inside = header.group(1) == task
+            continue
+        result = re.match(r"^(ok|changed|skipping|failed|fatal): \[([^\]]+)\]", line)
+        if inside and result:
+            results[result.group(2).split(" -> ")[0]] = result.group(1)
+    return results
+
+
+@pytest.fixture(scope="module")
+def upgrade():
+    return json.loads(side_effect("upgrade.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def during(upgrade):
+    """The samples taken while the upgrade's playbook ran."""
+    start, end = upgrade["playbook_started"], upgrade["playbook_started"] + upgrade["playbook_seconds"]
+    return [s for s in upgrade["samples"] if start <= s["t"] <= end]
+
+
+def consuming(sample):
+    return sorted(name for name, (queues, _active) in sample.get("workers", {}).items() if queues)
+
+
+def test_the_upgrade_ran_and_installed_the_new_version_everywhere(upgrade):
+    log = side_effect("upgrade.log").read_text()
+    assert upgrade["rc"] == 0, log[-5000:]
+    installed = results_of(log, INSTALL_TASK)
+    assert {host: installed.get(host) for host in AIRFLOW_HOSTS + ["cl-worker3"]} == dict.fromkeys(AIRFLOW_HOSTS + ["cl-worker3"], "changed")
+    record_figure(f"rolling upgrade {OLD} -> {NEW} of 7 hosts under load: {upgrade['playbook_seconds']:.0f} s, "
+                  f"{len(upgrade['tasks'])} tasks")
+
+
+def test_no_task_was_killed_or_retried(upgrade):
+    tasks = upgrade["tasks"]
+    assert len(tasks) >= 24, tasks
+    assert {key: t for key, t in tasks.items() if t["state"] != "success" or t["try"] != 1} == {}
+    # Tasks ran on every worker, cl-worker3 (joined with --limit) included.
+    assert {t["host"] for t in tasks.values()} >= {"cl-worker1", "cl-worker2", "cl-worker3"}
+
+
+def test_a_worker_consumed_at_every_moment_of_the_upgrade(during, upgrade):
+    assert len(during) >= upgrade["playbook_seconds"] / 6, "too few samples"
+    gaps = [b["t"] - a["t"] for a, b in zip(during, during[1:])]
+    assert max(gaps) < 15, f"no sample for {max(gaps):.0f} s"
+    idle = [s for s in during if not consuming(s)]
+    assert idle == [], idle[:5]
+    record_figure(f"rolling upgrade: fewest workers consuming at once {min(len(consuming(s)) for s in during)} of 3 "
+                  f"({len(during)} samples, one per {upgrade['playbook_seconds'] / len(during):.1f} s)")
+
+
+def test_each_worker_was_drained_and_restarted_alone(during, upgrade):
+    """Every worker stopped consuming (drained, then restarted) at some point, and all of them
+    consumed again at the end; the playbook restarted them one at a time (site_worker_batch 1)."""
+    for worker in WORKERS:
+        assert any(worker not in consuming(s) for s in during), f"{worker} was never drained"
+    assert set(consuming(upgrade["samples"][-1])) == set(WORKERS), upgrade["samples"][-1]
+    restarted = worker_play_restarts(side_effect("upgrade.log").read_text())
+    assert sorted(map(sorted, restarted)) == [["cl-worker1"], ["cl-worker2"], ["cl-worker3"]], restarted
+
+
+WORKER_PLAY = "Celery workers, a batch at a time"
+RESTART_TASK = "airflow_ops.celery._airflow_common : Restart the units whose file, code or configuration changed"
+
+
+def worker_play_restarts(log):
+    """The hosts the workers' play restarted, one set per batch that restarted any."""
+    batches, play, task = [], "", ""
+    for line in log.splitlines():
+        if header := re.match(r"^PLAY \[(.*)\] \*+$", line):
+            play = header.group(1)
+        elif header := re.match(r"^TASK \[(.*)\] \*+$", line):
+            task = header.group(1)
+            if play == WORKER_PLAY and task == RESTART_TASK:
+                batches.append(set())
+        elif (result := re.match(r"^changed: \[([^\]]+)\]", line)) and play == WORKER_PLAY and task == RESTART_TASK:
+            batches[-1].add(result.group(1))
+    return [batch for batch in batches if batch]
+
+
+def test_going_back_used_the_kept_install_without_a_download():
+    run = playbook_run("rollback")
+    assert run.returncode == 0, run.output[-5000:]
+    installed = results_of(run.output, INSTALL_TASK)
+    assert set(installed) >= set(AIRFLOW_HOSTS), installed
+    assert [host for host, result in installed.items() if result != "skipping"] == []
+    record_figure(f"back to {OLD} from the kept install, 7 hosts: {side_effect('rollback.delta').read_text().strip()}")
+    for name in AIRFLOW_HOSTS:
+        host = remote(name)
+        venvs = host.check_output("ls /opt/airflow/venvs").split()
+        assert sorted(v.split("-")[0] for v in venvs) == [OLD, NEW], (name, venvs)
+        assert host.file("/opt/airflow/venv").linked_to.startswith(f"/opt/airflow/venvs/{OLD}-")
+        for unit in host.check_output("systemctl list-units --type=service --no-legend --plain 'airflow-*' | awk '{print $1}'").split():
+            exec_start = host.check_output(f"systemctl show -p ExecStart --value {unit}")
+            assert f"/opt/airflow/venvs/{OLD}-" in exec_start, (name, unit, exec_start)
+        version = host.check_output("/opt/airflow/venv/bin/python -c 'import airflow; print(airflow.__version__)'")
+        assert version == OLD
+
+
+def test_a_backup_of_the_metadata_database_precedes_each_migration():
+    db = remote("cl-db")
+    backups = db.file("/var/backups/airflow-ops")
+    assert backups.is_directory and backups.user == "postgres" and backups.mode == 0o700
+    # None when the cluster was new (an empty database), one before the upgrade, one before going back.
+    dumps = db.check_output("ls /var/backups/airflow-ops").split()
+    assert [re.sub(r"\d{8}T\d{6}Z", "TIME", d) for d in dumps] == [f"airflow-TIME-before-{NEW}.dump", f"airflow-TIME-before-{OLD}.dump"]
+    for dump in dumps:
+        listing = db.run(f"runuser -u postgres -- pg_restore --list /var/backups/airflow-ops/{dump}")
+        assert listing.rc == 0 and "TABLE public dag_run" in listing.stdout, listing.stderr
+
+
+def test_a_component_a_host_left_is_stopped_and_removed():
+    run = playbook_run("retire")
+    assert run.returncode == 0, run.output[-5000:]
+    before = json.loads(side_effect("units-worker3-upgrade.json").read_text())["cl-worker3"]
+    after = json.loads(side_effect("units-worker3-retire.json").read_text())["cl-worker3"]
+    assert any(line.startswith("airflow-flower.service") for line in before), before
+    assert not any(line.startswith("airflow-flower.service") for line in after), after
+    assert any(line.startswith("airflow-worker.service") for line in after), after
+    worker3 = remote("cl-worker3")
+    assert not worker3.file("/etc/systemd/system/airflow-flower.service").exists
+
+
+def test_the_decommissioned_worker_is_gone_and_its_logs_stay_readable():
+    run = playbook_run("decommission")
+    assert run.returncode == 0, run.output[-5000:]
+    worker3 = remote("cl-worker3")
+    assert worker3.run("systemctl is-active airflow-worker").stdout.strip() != "active"
+    assert not worker3.file("/etc/systemd/system/airflow-worker.service").exists
+    assert not worker3.file("/etc/airflow/airflow.cfg").exists
+    # Nothing answers as cl-worker3 through the broker.
+    ping = remote("cl-worker1").run(
+        "runuser -u airflow -- env AIRFLOW_HOME=/opt/airflow AIRFLOW_CONFIG=/etc/airflow/airflow.cfg "
+        "/opt/airflow/venv/bin/celery --app airflow.providers.celery.executors.celery_executor.app "
+        "inspect ping --destination celery@cl-worker3 --timeout 5"
+    )
+    assert "pong" not in ping.stdout, ping.stdout
+    # PostgreSQL no longer admits its address, even with the result backend's password.
+    user, database, password = RESULTS_LOGIN
+    code = ("import psycopg2, sys\n"
+            f"psycopg2.connect(host={container_ip('cl-db')!r}, user={user!r}, password=sys.stdin.read(),"
+            f" dbname={database!r}, connect_timeout=10).close()\n")
+    login = worker3.run(f"printf %s {shlex.quote(password)} | /opt/airflow/venv/bin/python -c {shlex.quote(code)}")
+    assert login.rc != 0 and "pg_hba.conf" in login.stderr, login.stdout + login.stderr
+    # A task that ran there: its log, now served from the api server's own copy.
+    upgrade = json.loads(side_effect("upgrade.json").read_text())
+    key = next(k for k, t in upgrade["tasks"].items() if t["host"] == "cl-worker3")
+    run_id, map_index = re.match(r"^(.*)\[(\d+)\]$", key).groups()
+    api = AirflowApi(f"http://{container_ip('cl-api')}:8080", "admin", "molecule-Admin-Secret-1")
+    log = api.get(f"/api/v2/dags/airflow_ops_hold/dagRuns/{run_id}/taskInstances/hold/logs/1?map_index={map_index}")
+    assert "holding a slot on cl-worker3" in json.dumps(log), json.dumps(log)[:2000]

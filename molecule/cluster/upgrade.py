@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""A rolling upgrade under load, run by side_effect.yml; the verifier judges the record.
+
+    upgrade.py OUT.json LOG -- ansible-playbook ARGS...
+
+Keeps the workers busy with runs of examples/dags/airflow_ops_hold.py (tasks that sleep), starting
+another run whenever fewer than a worker-full of tasks are queued or running, while the given
+playbook (site.yml with a new airflow_version) runs; meanwhile asks every Celery worker every
+few seconds, through the broker, which queues it consumes and how many tasks it runs (a small loop on
+cl-broker). Afterwards waits for every run to end and writes: the playbook's exit code and
+duration (its output goes to LOG), the samples, and every task's state, try and host.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from drills import Cluster, wait_for
+
+TASKS_PER_RUN = 8
+TASK_SECONDS = 60
+# Start a new run when fewer tasks than this are queued or running (the workers have 12 slots).
+LOW_WATER = 10
+
+# Runs on cl-broker (a Flower host: the Airflow install and the broker login in airflow.cfg), as
+# airflow: a JSON line about every 2 s, {worker: [consumed queues, active tasks]} for those that
+# answered within 3 s (generous: the hosts are busy installing).
+SAMPLER = """
+import json, sys, time
+from airflow.providers.celery.executors.celery_executor import app
+while True:
+    started = time.time()
+    inspect = app.control.inspect(timeout=3.0)
+    try:
+        queues = inspect.active_queues() or {}
+        active = inspect.active() or {}
+        sample = {name: [[q["name"] for q in queues[name]], len(active.get(name, []))] for name in queues}
+        print(json.dumps({"t": started, "workers": sample}), flush=True)
+    except Exception as err:
+        print(json.dumps({"t": started, "error": repr(err)}), flush=True)
+    time.sleep(max(0.0, 2.0 - (time.time() - started)))
+"""
+
+
+def sample(samples: list, stop: threading.Event) -> None:
+    command = ["docker", "exec", "-i", "cl-broker", "runuser", "-u", "airflow", "--", "env", "AIRFLOW_HOME=/opt/airflow",
+               "AIRFLOW_CONFIG=/etc/airflow/airflow.cfg", "/opt/airflow/venv/bin/python", "-"]
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc.stdin.write(SAMPLER)
+    proc.stdin.close()
+    threading.Thread(target=lambda: stop.wait() or proc.kill(), daemon=True).start()
+    for line in proc.stdout:
+        try:
+            samples.append(json.loads(line))
+        except ValueError:
+            continue
+
+
+def in_flight(cluster: Cluster, runs: list[str]) -> int | None:
+    """Tasks of the last runs not yet ended; None while the api server does not answer."""
+    count = 0
+    for run_id in runs[-3:]:
+        body = cluster.get(f"/api/v2/dags/airflow_ops_hold/dagRuns/{run_id}/taskInstances?limit=100")
+        if body is None:
+            return None
+        count += sum(1 for ti in body["task_instances"]
+                     if ti["task_id"] == "hold" and ti["state"] in (None, "scheduled", "queued", "running"))
+    return count
+
+
+def main() -> int:
+    out, log = Path(sys.argv[1]), Path(sys.argv[2])
+    playbook = sys.argv[sys.argv.index("--") + 1:]
+    cluster = Cluster()
+    runs = [cluster.start(tasks=TASKS_PER_RUN, seconds=TASK_SECONDS)]
+    cluster.wait_holds(runs[0], TASKS_PER_RUN, "running", timeout=300)
+
+    samples: list = []
+    stop = threading.Event()
+    threading.Thread(target=sample, args=(samples, stop), daemon=True).start()
+    wait_for("the first sample", lambda: samples, timeout=120, interval=1)
+
+    started = time.time()
+    with log.open("w") as fh:
+        proc = subprocess.Popen(playbook, stdout=fh, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            # The api server restarts during the upgrade: then try again a little later.
+            try:
+                count = in_flight(cluster, runs)
+                if count is not None and count < LOW_WATER:
+                    runs.append(cluster.start(tasks=TASKS_PER_RUN, seconds=TASK_SECONDS))
+            except (AssertionError, OSError) as err:
+                print(f"feeding: {err}", flush=True)
+            time.sleep(10)
+    seconds = round(time.time() - started, 1)
+    # A little after the playbook, so the last worker's restart shows as consuming again.
+    time.sleep(5)
+    stop.set()
+
+    tasks = {}
+    for run_id in runs:
+        summary = cluster.summary(run_id, started)
+        for key in summary["states"]:
+            tasks[f"{run_id}[{key}]"] = {
+                "state": summary["states"][key],
+                "try": summary["tries"][key],
+                "host": summary["hosts"][key],
+            }
+    record = {
+        "rc": proc.returncode,
+        "playbook_seconds": seconds,
+        "playbook_started": started,
+        "runs": runs,
+        "tasks": tasks,
+        "samples": samples,
+    }
+    out.write_text(json.dumps(record, indent=1))
+    print(f"upgrade: rc {proc.returncode} in {seconds} s, {len(runs)} runs, {len(tasks)} tasks, {len(samples)} samples", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
