@@ -95,6 +95,9 @@ def test_a_deployed_dag_shows_up_in_the_api_within_30_seconds(tmp_path):
     [
         ("airflow", {k: v for k, v in VALID_AIRFLOW.items() if k != "airflow_admin_password"}, "airflow_admin_password is not set for af-airflow-debian12"),
         ("airflow", dict(VALID_AIRFLOW, airflow_fernet_key="Sh0rt!-not-a-fernet-key"), "airflow_fernet_key must be a Fernet key"),
+        ("airflow", dict(VALID_AIRFLOW, airflow_fernet_key=VALID_AIRFLOW["airflow_fernet_key"] + ",Sh0rt!-not-a-fernet-key"),
+         "airflow_fernet_key must be a Fernet key"),
+        ("airflow", dict(VALID_AIRFLOW, airflow_log_retention_days=-1), "airflow_log_retention_days=-1 must be a number of days"),
         ("airflow", dict(VALID_AIRFLOW, airflow_api_server_host="localhost"), "airflow_api_server_host=localhost"),
         ("airflow", dict(VALID_AIRFLOW, airflow_components=["webserver"]), "airflow_components"),
         ("worker", dict(VALID_AIRFLOW, worker_concurrency="many"), "worker_concurrency"),
@@ -102,7 +105,8 @@ def test_a_deployed_dag_shows_up_in_the_api_within_30_seconds(tmp_path):
         ("flower", VALID_AIRFLOW, "missing required arguments: flower_basic_auth"),
         ("flower", dict(VALID_AIRFLOW, flower_basic_auth="ops:Sh0rt!"), "flower_basic_auth must be"),
     ],
-    ids=["airflow-no-admin-password", "airflow-bad-fernet", "airflow-localhost-api", "airflow-bad-component",
+    ids=["airflow-no-admin-password", "airflow-bad-fernet", "airflow-bad-fernet-in-list", "airflow-negative-log-retention",
+         "airflow-localhost-api", "airflow-bad-component",
          "worker-bad-concurrency", "worker-stop-timeout-too-long", "flower-no-auth", "flower-short-password"],
 )
 def test_invalid_input_fails_clearly_before_any_change(role, bad_input, expected):
