@@ -59,8 +59,11 @@ def still_alive(host: str, pids: set[str]) -> list[str]:
 
 
 def airflow_units(host: str) -> dict[str, str]:
-    out = sh(host, "systemctl list-units --all --no-legend --plain 'airflow-*' | awk '{print $1, $3, $4}'", check=False)
-    return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines() if line}
+    """The components' services and their states (not the daily cleanups' oneshot services and timers)."""
+    out = sh(host, "systemctl list-units --all --type=service --no-legend --plain 'airflow-*' | awk '{print $1, $3, $4}'",
+             check=False)
+    return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines()
+            if line and not line.startswith("airflow-cleanup-")}
 
 
 def epoch(text: str | None) -> float | None:

@@ -132,7 +132,8 @@ def test_going_back_used_the_kept_install_without_a_download():
         venvs = host.check_output("ls /opt/airflow/venvs").split()
         assert sorted(v.split("-")[0] for v in venvs) == [OLD, NEW], (name, venvs)
         assert host.file("/opt/airflow/venv").linked_to.startswith(f"/opt/airflow/venvs/{OLD}-")
-        for unit in host.check_output("systemctl list-units --type=service --no-legend --plain 'airflow-*' | awk '{print $1}'").split():
+        units = host.check_output("systemctl list-units --type=service --no-legend --plain 'airflow-*' | awk '{print $1}'").split()
+        for unit in [u for u in units if not u.startswith("airflow-cleanup-")]:
             exec_start = host.check_output(f"systemctl show -p ExecStart --value {unit}")
             assert f"/opt/airflow/venvs/{OLD}-" in exec_start, (name, unit, exec_start)
         version = host.check_output("/opt/airflow/venv/bin/python -c 'import airflow; print(airflow.__version__)'")
