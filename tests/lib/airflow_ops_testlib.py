@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
-# scripts/run-tests prints the lines written here after the scenario that wrote them.
-FIGURES = Path(__file__).resolve().parents[2] / ".cache" / "test-logs" / "figures.txt"
+# scripts/run-tests prints the lines written here after the scenario that wrote them (it names a
+# file per scenario, as scenarios may run side by side).
+FIGURES = Path(os.environ.get("AIRFLOW_OPS_FIGURES")
+               or Path(__file__).resolve().parents[2] / ".cache" / "test-logs" / "figures.txt")
 
 
 def record_figure(line: str) -> None:
