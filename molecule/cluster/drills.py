@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "lib"))
 
-from airflow_ops_testlib import AirflowApi, container_ip, http, wait_for  # noqa: E402
+from airflow_ops_testlib import AirflowApi, container_ip, http, use_cluster_ca, wait_for  # noqa: E402
 
 DAG = "airflow_ops_hold"
 FANOUT = "airflow_ops_fanout"  # 24 static tasks: all of them queue while no worker runs
@@ -63,7 +63,7 @@ def airflow_units(host: str) -> dict[str, str]:
     out = sh(host, "systemctl list-units --all --type=service --no-legend --plain 'airflow-*' | awk '{print $1, $3, $4}'",
              check=False)
     return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines()
-            if line and not line.startswith("airflow-cleanup-")}
+            if line and not line.startswith(("airflow-cleanup-", "airflow-ops-"))}
 
 
 def epoch(text: str | None) -> float | None:
@@ -72,7 +72,9 @@ def epoch(text: str | None) -> float | None:
 
 class Cluster:
     def __init__(self) -> None:
-        self.base = f"http://{container_ip('cl-api')}:8080"
+        # site_tls is on in the scenario: HTTPS verified against the cluster's CA.
+        use_cluster_ca("cl-api")
+        self.base = f"https://{container_ip('cl-api')}:8080"
         self.api = wait_for("the api server to hand out a token", self._login, timeout=300)
 
     def _login(self):

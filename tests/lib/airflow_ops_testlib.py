@@ -103,12 +103,29 @@ def container_ip(name: str) -> str:
     return out.stdout.split()[0]
 
 
+# The CA that https:// requests verify against (use_cluster_ca); None: the system's.
+_CA_FILE: str | None = None
+
+
+def use_cluster_ca(container: str) -> str:
+    """Verify https:// from here on against the CA site_tls installed on container; its path."""
+    global _CA_FILE
+    pem = subprocess.run(["docker", "exec", container, "cat", "/etc/airflow-ops/tls/ca.crt"],
+                         capture_output=True, text=True, check=True).stdout
+    path = Path(tempfile.gettempdir(), f"airflow-ops-ca-{container}.crt")
+    path.write_text(pem)
+    _CA_FILE = str(path)
+    return _CA_FILE
+
+
 def http(method: str, url: str, body=None, token: str | None = None, basic: tuple[str, str] | None = None):
     """One request from the controller: (status, body), the body parsed when it is JSON.
 
-    HTTP errors are returned, not raised, so tests can assert a 401 as easily as a 200.
+    HTTP errors are returned, not raised, so tests can assert a 401 as easily as a 200. An
+    https:// URL is verified, names included, against the CA of use_cluster_ca.
     """
     import base64
+    import ssl
     import urllib.error
     import urllib.request
 
@@ -119,7 +136,8 @@ def http(method: str, url: str, body=None, token: str | None = None, basic: tupl
     if basic:
         request.add_header("Authorization", "Basic " + base64.b64encode(":".join(basic).encode()).decode())
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        context = ssl.create_default_context(cafile=_CA_FILE) if url.startswith("https:") else None
+        with urllib.request.urlopen(request, timeout=60, context=context) as response:
             status, text = response.status, response.read().decode()
     except urllib.error.HTTPError as err:
         status, text = err.code, err.read().decode()

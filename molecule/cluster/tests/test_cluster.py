@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, http, inventory_secrets
+from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, http, inventory_secrets, use_cluster_ca
 
 # The checks run from the controller; one host keeps pytest from repeating them per host.
 testinfra_hosts = ["ansible://cl-api"]
@@ -31,13 +31,19 @@ METADATA_LOGIN = ("airflow", "airflow", "molecule-db-Secret-1")  # user, databas
 RESULTS_LOGIN = ("airflow_celery", "airflow_celery", "molecule-results-Secret-1")
 
 
+# site_tls is on: the UI, REST API and Flower answer HTTPS, verified against the cluster's CA.
+CA = use_cluster_ca("cl-api")
+API = f"https://{container_ip('cl-api')}:8080"
+FLOWER = f"https://{container_ip('cl-broker')}:5555"
+
+
 def remote(name):
     return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
 
 
 @pytest.fixture(scope="module")
 def api():
-    return AirflowApi(f"http://{container_ip('cl-api')}:8080", "admin", "molecule-Admin-Secret-1")
+    return AirflowApi(API, "admin", "molecule-Admin-Secret-1")
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +54,7 @@ def first_run(api):
 
 def flower_workers(auth=FLOWER_AUTH):
     """Flower's /api/workers: (status, workers by name)."""
-    return http("GET", f"http://{container_ip('cl-broker')}:5555/api/workers?refresh=1", basic=auth)
+    return http("GET", f"{FLOWER}/api/workers?refresh=1", basic=auth)
 
 
 def in_flower(name):
@@ -137,12 +143,12 @@ def test_a_new_user_is_added_by_a_run_that_restarts_nothing(api):
     assert run.returncode == 0, run.output[-5000:]
     assert run.changed >= 1, run.output[-5000:]
     assert unit_start_times("users") == unit_start_times("reconverge")
-    viewer = AirflowApi(f"http://{container_ip('cl-api')}:8080", "viewer", "molecule-Viewer-Secret-1")
+    viewer = AirflowApi(API, "viewer", "molecule-Viewer-Secret-1")
     assert viewer.get(f"/api/v2/dags/{DAG}")["dag_id"] == DAG
 
 
 def test_a_viewer_cannot_trigger_or_unpause():
-    viewer = AirflowApi(f"http://{container_ip('cl-api')}:8080", "viewer", "molecule-Viewer-Secret-1")
+    viewer = AirflowApi(API, "viewer", "molecule-Viewer-Secret-1")
     status, body = viewer.request("POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None})
     assert status == 403, body
     status, body = viewer.request("PATCH", f"/api/v2/dags/{DAG}", {"is_paused": False})
@@ -192,42 +198,110 @@ def test_a_worker_reaches_only_the_result_backend():
     assert rc != 0, out
 
 
-def test_from_outside_the_broker_demands_a_password():
-    outsider = remote("cl-outsider")
-    out = outsider.run(f"redis-cli -h {container_ip('cl-broker')} PING")
-    assert "NOAUTH" in out.stdout + out.stderr, out.stdout + out.stderr
-    out = outsider.run(f"redis-cli -h {container_ip('cl-broker')} --no-auth-warning -a wrong-password-123 PING")
-    assert "WRONGPASS" in out.stdout + out.stderr, out.stdout + out.stderr
+# site_firewall is on: cl-outsider, on the cluster's network but in no group, can open none of
+# the service ports (refused by a TCP reset), whatever it knows.
+@pytest.mark.parametrize("host, port", [("cl-broker", 6379), ("cl-broker", 5555), ("cl-db", 5432), ("cl-api", 8080),
+                                        ("cl-worker1", 8793), ("cl-worker2", 8793)])
+def test_from_outside_no_service_port_opens(host, port):
+    out = remote("cl-outsider").run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
+    assert out.rc != 0 and "Connection refused" in out.stderr, (host, port, out.stderr)
 
 
-@pytest.mark.parametrize("login", [METADATA_LOGIN, RESULTS_LOGIN], ids=["metadata", "result-backend"])
-def test_from_outside_the_database_rejects_both_logins_even_with_their_passwords(login):
-    user, database, password = login
-    out = remote("cl-outsider").run(
-        f"PGPASSWORD={shlex.quote(password)} PGCONNECT_TIMEOUT=10 psql -h {container_ip('cl-db')} -U {user} -d {database} -c 'select 1'"
-    )
-    assert out.rc != 0
-    assert "pg_hba.conf" in out.stderr, out.stderr
+def test_the_firewall_admits_what_the_cluster_needs():
+    """The control for the test above: from cl-worker1 the broker, database and api server open,
+    Flower (admin networks only) does not; nothing in the rules of the worker admits the outsider."""
+    worker = remote("cl-worker1")
+    for host, port, opens in [("cl-broker", 6379, True), ("cl-db", 5432, True), ("cl-api", 8080, True),
+                              ("cl-broker", 5555, False)]:
+        out = worker.run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
+        assert (out.rc == 0) == opens, (host, port, out.stderr)
+    assert container_ip("cl-outsider") not in worker.check_output("nft list table inet airflow_ops")
+
+
+# A TLS handshake from a host, verified against the CA it was given, with the address as the
+# name (what the clients use); PostgreSQL first asks for TLS (its SSLRequest).
+TLS_PROBE = """
+import socket, ssl, struct, sys
+host, port, postgres = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "postgres"
+sock = socket.create_connection((host, port), timeout=20)
+if postgres:
+    sock.sendall(struct.pack("!ii", 8, 80877103))
+    assert sock.recv(1) == b"S", "the server declined TLS"
+context = ssl.create_default_context(cafile="/etc/airflow-ops/tls/ca.crt")
+with context.wrap_socket(sock, server_hostname=host) as tls:
+    print(tls.version(), tls.getpeercert()["subjectAltName"])
+"""
+
+
+@pytest.mark.parametrize("host, port, kind", [("cl-broker", 6379, "redis"), ("cl-db", 5432, "postgres"),
+                                              ("cl-api", 8080, "https")])
+def test_each_cluster_endpoint_presents_a_certificate_the_ca_verifies(host, port, kind):
+    out = remote("cl-worker1").run(
+        f"/opt/airflow/venv/bin/python -c {shlex.quote(TLS_PROBE)} {container_ip(host)} {port} {kind}")
+    assert out.rc == 0 and out.stdout.startswith("TLSv1."), out.stdout + out.stderr
+    assert container_ip(host) in out.stdout
+
+
+def test_the_ui_and_flower_verify_against_the_ca_from_an_admin_network():
+    """From the controller (site_admin_networks): HTTPS with the names checked, and no plain HTTP."""
+    import ssl
+    import urllib.error
+    import urllib.request
+    for url, auth in ((f"{API}/api/v2/monitor/health", None), (f"{FLOWER}/healthcheck", FLOWER_AUTH)):
+        status, _ = http("GET", url, basic=auth)
+        assert status == 200, url
+        with pytest.raises(urllib.error.URLError) as err:
+            urllib.request.urlopen(url, timeout=20, context=ssl.create_default_context())
+        assert "CERTIFICATE_VERIFY_FAILED" in str(err.value), err.value
+    for url in (API.replace("https:", "http:") + "/api/v2/monitor/health", FLOWER.replace("https:", "http:") + "/healthcheck"):
+        status, _ = 0, None
+        try:
+            status, _ = http("GET", url)
+        except OSError:
+            pass
+        assert status not in (200, 401), url
+
+
+def test_from_a_cluster_host_plain_tcp_to_the_broker_and_the_database_is_refused():
+    worker = remote("cl-worker1")
+    probe = ("import socket, sys\n"
+             "sock = socket.create_connection((sys.argv[1], 6379), timeout=10)\n"
+             "sock.sendall(b'PING\\r\\n')\n"
+             "try:\n"
+             "    print(sock.recv(100))\n"
+             "except OSError as error:\n"
+             "    print(error)\n")
+    out = worker.run(f"/opt/airflow/venv/bin/python -c {shlex.quote(probe)} {container_ip('cl-broker')}")
+    assert out.rc == 0 and "PONG" not in out.stdout and "NOAUTH" not in out.stdout, out.stdout + out.stderr
+    user, database, password = RESULTS_LOGIN
+    code = ("import psycopg2, sys\n"
+            "try:\n"
+            f"    psycopg2.connect(host={container_ip('cl-db')!r}, user={user!r}, password=sys.stdin.read(),"
+            f" dbname={database!r}, sslmode='disable', connect_timeout=10).close()\n"
+            "except psycopg2.Error as error:\n"
+            "    sys.exit(str(error))\n")
+    out = worker.run(f"printf %s {shlex.quote(password)} | /opt/airflow/venv/bin/python -c {shlex.quote(code)}")
+    assert out.rc != 0 and "no encryption" in out.stderr, out.stdout + out.stderr
+    # The control: the same login with TLS works (test_a_worker_reaches_only_the_result_backend).
 
 
 @pytest.mark.parametrize(
     "url",
     [
-        "http://{api}:8080/api/v2/dags",
-        "http://{api}:8080/api/v2/connections",
-        "http://{api}:8080/api/v2/config",
-        "http://{api}:8080/api/v2/dags/" + DAG + "/dagRuns",
-        "http://{broker}:5555/",
-        "http://{broker}:5555/api/workers",
-        "http://{broker}:5555/api/tasks",
-        "http://{broker}:5555/metrics",
-        "http://{broker}:5555/healthcheck",
+        "{api}/api/v2/dags",
+        "{api}/api/v2/connections",
+        "{api}/api/v2/config",
+        "{api}/api/v2/dags/" + DAG + "/dagRuns",
+        "{flower}/",
+        "{flower}/api/workers",
+        "{flower}/api/tasks",
+        "{flower}/metrics",
+        "{flower}/healthcheck",
     ],
 )
-def test_from_outside_every_api_and_flower_path_needs_credentials(url):
-    url = url.format(api=container_ip("cl-api"), broker=container_ip("cl-broker"))
-    out = remote("cl-outsider").run(f"curl -s -o /dev/null -w '%{{http_code}}' {shlex.quote(url)}")
-    assert out.stdout in ("401", "403"), (url, out.stdout)
+def test_every_api_and_flower_path_needs_credentials(url):
+    status, _ = http("GET", url.format(api=API, flower=FLOWER))
+    assert status in (401, 403), (url, status)
 
 
 def test_new_worker_joined_with_limit_and_nothing_else_restarted():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, record_figure
+from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, record_figure, use_cluster_ca
 
 testinfra_hosts = ["ansible://cl-api"]
 
@@ -133,7 +133,7 @@ def test_going_back_used_the_kept_install_without_a_download():
         assert sorted(v.split("-")[0] for v in venvs) == [OLD, NEW], (name, venvs)
         assert host.file("/opt/airflow/venv").linked_to.startswith(f"/opt/airflow/venvs/{OLD}-")
         units = host.check_output("systemctl list-units --type=service --no-legend --plain 'airflow-*' | awk '{print $1}'").split()
-        for unit in [u for u in units if not u.startswith("airflow-cleanup-")]:
+        for unit in [u for u in units if not u.startswith(("airflow-cleanup-", "airflow-ops-"))]:
             exec_start = host.check_output(f"systemctl show -p ExecStart --value {unit}")
             assert f"/opt/airflow/venvs/{OLD}-" in exec_start, (name, unit, exec_start)
         version = host.check_output("/opt/airflow/venv/bin/python -c 'import airflow; print(airflow.__version__)'")
@@ -189,6 +189,7 @@ def test_the_decommissioned_worker_is_gone_and_its_logs_stay_readable():
     upgrade = json.loads(side_effect("upgrade.json").read_text())
     key = next(k for k, t in upgrade["tasks"].items() if t["host"] == "cl-worker3")
     run_id, map_index = re.match(r"^(.*)\[(\d+)\]$", key).groups()
-    api = AirflowApi(f"http://{container_ip('cl-api')}:8080", "admin", "molecule-Admin-Secret-1")
+    use_cluster_ca("cl-api")
+    api = AirflowApi(f"https://{container_ip('cl-api')}:8080", "admin", "molecule-Admin-Secret-1")
     log = api.get(f"/api/v2/dags/airflow_ops_hold/dagRuns/{run_id}/taskInstances/hold/logs/1?map_index={map_index}")
     assert "holding a slot on cl-worker3" in json.dumps(log), json.dumps(log)[:2000]
