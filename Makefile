@@ -12,7 +12,7 @@ export MOLECULE_PROJECT_DIRECTORY := $(CURDIR)
 
 help:
 	@echo "make test                 lint + every molecule scenario (Debian 12 and 13)"
-	@echo "make lint                 yamllint, ansible-lint, collection build, unit tests"
+	@echo "make lint                 yamllint, ansible-lint, collection build, ansible-doc of every role, unit tests"
 	@echo "make molecule SCENARIO=roles/redis/molecule/default   one scenario"
 	@echo "make demo / demo-clean    demo cluster running the example DAG / remove it"
 	@echo "make build                collection tarball in .cache/dist"
