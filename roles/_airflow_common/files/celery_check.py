@@ -24,8 +24,11 @@ def check_broker():
     import redis
 
     url = conf.get("celery", "broker_url")
+    # TLS (rediss://) verified against the CA the Celery app uses ([celery] ssl_cacert).
+    tls = {"ssl_cert_reqs": "required", "ssl_ca_certs": conf.get("celery", "ssl_cacert")} \
+        if conf.getboolean("celery", "ssl_active", fallback=False) else {}
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=10).ping()
+        redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=10, **tls).ping()
     except Exception as err:  # noqa: BLE001 - report whatever the client says
         return f"the Celery broker {where(url)}: {type(err).__name__}: {err}"
     return None
