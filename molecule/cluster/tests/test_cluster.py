@@ -121,6 +121,12 @@ def test_reconverge_changes_nothing_and_restarts_nothing():
     assert unit_start_times("reconverge") == unit_start_times("before")
 
 
+def test_check_mode_on_a_converged_host_predicts_no_change():
+    run = PlaybookRun(int(side_effect("check-db.rc").read_text()), side_effect("check-db.log").read_text())
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.changed == 0, run.output[-3000:]
+
+
 def test_each_airflow_task_runs_once_per_host():
     """The shared install and configuration run once on every Airflow host, whatever its roles;
     no task of the Airflow roles runs twice on one host."""
