@@ -4,7 +4,7 @@
     upgrade.py OUT.json LOG -- ansible-playbook ARGS...
 
 Keeps the workers busy with runs of examples/dags/airflow_ops_hold.py (tasks that sleep), starting
-another run whenever fewer than a worker-full of tasks are queued or running, while the given
+another run whenever fewer than LOW_WATER tasks are queued or running, while the given
 playbook (site.yml with a new airflow_version) runs; meanwhile asks every Celery worker every
 few seconds, through the broker, which queues it consumes and how many tasks it runs (a small loop on
 cl-broker). Afterwards waits for every run to end and writes: the playbook's exit code and
@@ -22,10 +22,12 @@ from pathlib import Path
 
 from drills import Cluster, wait_for
 
-TASKS_PER_RUN = 8
+TASKS_PER_RUN = 4
 TASK_SECONDS = 60
-# Start a new run when fewer tasks than this are queued or running (the workers have 12 slots).
-LOW_WATER = 10
+# Start a new run when fewer tasks than this are queued or running: 5 to 8 tasks in flight on the
+# workers' 12 slots, enough to keep every worker busy (each worker drains with tasks on it) without
+# starting a task process every few seconds on hosts that are installing.
+LOW_WATER = 5
 
 # Runs on cl-broker (a Flower host: the Airflow install and the broker login in airflow.cfg), as
 # airflow: a JSON line every 4 s or so, {worker: [consumed queues, active tasks]} for those that
