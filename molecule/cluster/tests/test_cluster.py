@@ -67,6 +67,11 @@ def side_effect(name):
     return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "side_effect", name)
 
 
+def playbook_run(name):
+    """A site.yml run of the side_effect step: its exit code and output."""
+    return PlaybookRun(int(side_effect(f"{name}.rc").read_text()), side_effect(f"{name}.log").read_text())
+
+
 def unit_start_times(record):
     """{"host/unit": ActiveEnterTimestamp} as side_effect recorded them (before, reconverge, scale-out)."""
     lines = json.loads(side_effect(f"units-{record}.json").read_text())
@@ -115,14 +120,14 @@ def test_flower_refuses_requests_without_credentials():
 
 
 def test_reconverge_changes_nothing_and_restarts_nothing():
-    run = PlaybookRun(int(side_effect("reconverge.rc").read_text()), side_effect("reconverge.log").read_text())
+    run = playbook_run("reconverge")
     assert run.returncode == 0, run.output[-3000:]
     assert run.changed == 0, run.output[-3000:]
     assert unit_start_times("reconverge") == unit_start_times("before")
 
 
 def test_check_mode_on_a_converged_host_predicts_no_change():
-    run = PlaybookRun(int(side_effect("check-db.rc").read_text()), side_effect("check-db.log").read_text())
+    run = playbook_run("check-db")
     assert run.returncode == 0, run.output[-3000:]
     assert run.changed == 0, run.output[-3000:]
 
@@ -145,7 +150,7 @@ def test_each_airflow_task_runs_once_per_host():
 
 
 def test_a_new_user_is_added_by_a_run_that_restarts_nothing(api):
-    run = PlaybookRun(int(side_effect("users.rc").read_text()), side_effect("users.log").read_text())
+    run = playbook_run("users")
     assert run.returncode == 0, run.output[-5000:]
     assert run.changed >= 1, run.output[-5000:]
     assert unit_start_times("users") == unit_start_times("reconverge")
@@ -311,7 +316,7 @@ def test_every_api_and_flower_path_needs_credentials(url):
 
 
 def test_new_worker_joined_with_limit_and_nothing_else_restarted():
-    run = PlaybookRun(int(side_effect("scale-out.rc").read_text()), side_effect("scale-out.log").read_text())
+    run = playbook_run("scale-out")
     assert run.returncode == 0, run.output[-5000:]
     assert any("/airflow-" in unit for unit in unit_start_times("reconverge"))
     assert unit_start_times("scale-out") == unit_start_times("users")
