@@ -94,6 +94,9 @@ CASES = [
     ("airflow-version-malformed", cluster_vars(airflow_version="'3.3'"), "airflow_version=3.3 must be X.Y.Z", None),
     ("airflow-version-without-lock", cluster_vars(airflow_version='9.9.9'), "No lock file airflow-9.9.9-python3.", None),
     ("installer-unknown", cluster_vars(airflow_installer='conda'), "airflow_installer", None),
+    ("wheelhouse-extras-beyond-the-lock", cluster_vars(airflow_install_source="wheelhouse", airflow_extras="[celery, fab, postgres, redis, amazon]"),
+     "airflow_install_source=wheelhouse installs exactly what the lock pins, which is resolved for the extras celery,fab,postgres,redis; "
+     "airflow_extras also asks for amazon", None),
     ("venvs-keep-zero", cluster_vars(airflow_venvs_keep='0'), "airflow_venvs_keep must be at least 1", None),
     ("worker-batch-zero", cluster_vars(site_worker_batch="'0%'"), "site_worker_batch=0% must be a number of workers", None),
     ("drain-timeout-zero", cluster_vars(airflow_worker_drain_timeout='0'), "airflow_worker_drain_timeout must be at least 1", None),

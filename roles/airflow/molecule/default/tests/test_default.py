@@ -2,8 +2,11 @@
 a restart of that worker. The api server and Flower are asked from the controller, over the
 scenario's network."""
 
+import os
+import re
 import shlex
 import time
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +71,8 @@ def as_airflow(host, script):
         "touch /opt/airflow/dags/evil_dag.py",
         "touch /opt/airflow/constraints/evil.txt",
         "touch /opt/airflow-uv/bin/evil",
+        "touch /var/cache/airflow-ops/wheelhouse/evil-1.0-py3-none-any.whl",
+        "touch /var/cache/airflow-ops/wheelhouse.key",
         "touch /var/lib/airflow-ops/schema-checked",
         "touch /etc/airflow/evil.cfg",
         "touch /etc/systemd/system/airflow-evil.service",
@@ -113,6 +118,38 @@ def test_lock_pins_celery_that_the_provider_can_use(host):
     """The lock of the host's Python minor (3.11 on Debian 12, 3.13 on Debian 13) holds celery 5.6.3."""
     pip = host.check_output("/opt/airflow/venv/bin/python -c 'import celery, airflow; print(celery.__version__, airflow.__version__)'")
     assert pip.split() == ["5.6.3", "3.3.2"]
+
+
+def test_installed_from_the_wheelhouse_without_any_package_index(host):
+    """airflow_install_source: wheelhouse on a host that reaches no package index (prepare rejects
+    HTTPS from it): every distribution in Airflow's virtualenv, and uv, is a wheel of the
+    wheelhouse the controller downloaded for Python 3.11 and copied over."""
+    probe = host.run("python3 -c \"import urllib.request; urllib.request.urlopen('https://pypi.org/simple/uv/', timeout=10)\"")
+    assert probe.rc != 0, "the host reaches PyPI: the test would prove nothing"
+
+    key = host.file("/var/cache/airflow-ops/wheelhouse.key").content_string
+    assert key.startswith("airflow-3.3.2-python3.11-x86_64-glibc2.35-")
+    assert Path(os.environ["MOLECULE_PROJECT_DIRECTORY"], ".cache", "wheelhouse", f"{key}.tar").is_file()
+
+    def normal(name):
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    wheels = {
+        (normal(name), version)
+        for name, version in (
+            path.rsplit("/", 1)[1].split("-")[:2] for path in host.check_output("ls /var/cache/airflow-ops/wheelhouse/*.whl").split()
+        )
+    }
+    probe = "import importlib.metadata as m; print('\\n'.join(d.metadata['Name'] + ' ' + d.version for d in m.distributions()))"
+    installed = {
+        (normal(name), version)
+        for name, version in (line.split() for line in host.check_output(f"/opt/airflow/venv/bin/python -c {shlex.quote(probe)}").splitlines())
+    }
+    # pip (and on 3.11 setuptools) come with `python3 -m venv`, from the distribution.
+    missing = {dist for dist in installed - wheels if dist[0] not in ("pip", "setuptools")}
+    assert len(installed) > 150 and not missing, sorted(missing)
+    uv = host.check_output("/opt/airflow-uv/bin/uv --version").split()[1]
+    assert ("uv", uv) in wheels
 
 
 def test_api_server_is_healthy(address):
