@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import tempfile
 import time
@@ -238,3 +239,26 @@ def inventory_secrets(host: str) -> dict[str, str]:
     host_vars = json.loads(out.stdout)
     names = secret_inputs()
     return {name: str(value) for name, value in host_vars.items() if name in names and str(value)}
+
+
+def host_address(host, name: str | None = None) -> str:
+    """The address `name` (default: the host itself) resolves to on this testinfra host."""
+    name = name or host.backend.get_hostname()
+    return host.check_output(f"getent hosts {name} | cut -d' ' -f1")
+
+
+def fetch_on(host, url: str) -> tuple[int, str]:
+    """GET url from inside this testinfra host, with its standard library only: (status, body)."""
+    script = (
+        "import json, urllib.request\n"
+        f"with urllib.request.urlopen({url!r}, timeout=10) as r:\n"
+        "    print(json.dumps([r.status, r.read().decode()]))\n"
+    )
+    status, body = json.loads(host.check_output(f"python3 -c {shlex.quote(script)}"))
+    return status, body
+
+
+def unit_properties(host, unit: str, *names: str) -> dict[str, str]:
+    """`systemctl show` of the named properties of a unit on this testinfra host."""
+    shown = host.check_output(f"systemctl show {unit} " + " ".join(f"-p {name}" for name in names))
+    return dict(line.split("=", 1) for line in shown.splitlines())

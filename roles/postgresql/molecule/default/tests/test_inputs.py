@@ -63,6 +63,10 @@ def test_new_clients_are_admitted_by_reload_not_restart(host):
         (dict(PASSWORDS, postgresql_result_backend_database="airflow"),
          "postgresql_result_backend_database (airflow) from postgresql_airflow_database (airflow)"),
         (dict(PASSWORDS, postgresql_result_backend_user="Celery-Results"), "postgresql_result_backend_user=Celery-Results"),
+        (dict(PASSWORDS, postgresql_exporter_enabled=True, postgresql_exporter_port=5432),
+         "postgresql_exporter_port=5432 (1-65535, not postgresql_port 5432)"),
+        (dict(PASSWORDS, postgresql_exporter_enabled=True, postgresql_airflow_user="prometheus"),
+         "the login `prometheus` is the exporter's"),
     ],
 )
 def test_invalid_input_fails_clearly_before_any_change(bad_input, expected):

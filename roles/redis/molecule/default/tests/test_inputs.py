@@ -18,6 +18,8 @@ testinfra_hosts = ["ansible://redis-debian12"]
         ({"redis_password": "long-enough-Secret-1", "redis_port": "six-three-seven-nine"}, "redis_port"),
         ({"redis_password": "long-enough-Secret-1", "redis_maxmemory": "lots"}, "redis_maxmemory=lots"),
         ({"redis_password": "long-enough-Secret-1", "redis_extra_config": {"appendonly": "no"}}, "redis_extra_config may not set appendonly"),
+        ({"redis_password": "long-enough-Secret-1", "redis_exporter_enabled": True, "redis_exporter_port": 6379},
+         "redis_exporter_port=6379 (1-65535, not redis_port 6379)"),
     ],
 )
 def test_invalid_input_fails_clearly_before_any_change(bad_input, expected):
