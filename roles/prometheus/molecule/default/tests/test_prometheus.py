@@ -1,0 +1,140 @@
+"""Prometheus on the monitoring host: the exporters' figures arrive, the rules are loaded, StatsD
+(Airflow's metrics) arrives through the receiver, and the scrape passwords stay where only
+prometheus reads them."""
+
+import socket
+import time
+import urllib.parse
+
+import pytest
+
+from airflow_ops_testlib import container_ip, http, run_role, unit_properties, wait_for
+
+testinfra_hosts = ["ansible://pm-monitor"]
+
+PASSWORD = "molecule-Scrape-Secret-1"
+SECRETS = "/etc/prometheus/airflow-ops-secrets"
+
+
+def base():
+    return f"http://{container_ip('pm-monitor')}:9090"
+
+
+def query(expr):
+    status, body = http("GET", f"{base()}/api/v1/query?query={urllib.parse.quote(expr)}")
+    assert status == 200, body
+    return body["data"]["result"]
+
+
+def active_targets():
+    """(job, health) of every target Prometheus scrapes now, after its last reload."""
+    status, body = http("GET", f"{base()}/api/v1/targets?state=active")
+    assert status == 200, body
+    return {(t["labels"]["job"], t["health"]) for t in body["data"]["activeTargets"]}
+
+
+def recent(expr, value):
+    """The series of expr whose sample is value and at most 30 s old, once there is one."""
+    def found():
+        series = [s for s in query(expr) if s["value"][1] == value and time.time() - float(s["value"][0]) < 30]
+        return series or None
+    return wait_for(f"{expr} = {value}", found, timeout=120, interval=3)
+
+
+@pytest.mark.parametrize(("job", "metric"), [("redis", "redis_up"), ("postgresql", "pg_up")])
+def test_prometheus_reads_each_exporter(job, metric):
+    recent(f'up{{job="{job}"}}', "1")
+    recent(f'{metric}{{job="{job}"}}', "1")
+
+
+def test_a_target_with_basic_auth_is_scraped():
+    """Prometheus reads the job's password file (a scrape fails when it cannot)."""
+    recent('up{job="with-login"}', "1")
+
+
+def test_the_alert_rules_are_loaded():
+    status, body = http("GET", f"{base()}/api/v1/rules")
+    assert status == 200
+    rules = {rule["name"]: rule for group in body["data"]["groups"] for rule in group["rules"]}
+    assert set(rules) == {"AirflowOpsTargetDown", "AirflowOpsBrokerOrDatabaseDown", "AirflowOpsCeleryWorkerOffline",
+                          "AirflowOpsSchedulerHeartbeatMissing"}
+    assert all(rule["health"] == "ok" for rule in rules.values()), rules
+    # Everything is up: nothing fires.
+    assert [rule["name"] for rule in rules.values() if rule["state"] == "firing"] == []
+
+
+def test_airflow_statsd_arrives_in_prometheus():
+    """What Airflow sends (StatsD over UDP to the monitoring host) is in Prometheus as job airflow."""
+    lines = b"airflow.scheduler_heartbeat:1|c\nairflow.executor.running_tasks:3|g\nairflow.dagrun.duration.success.demo:1500|ms"
+
+    def arrived():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(lines, (container_ip("pm-monitor"), 8125))
+        found = query('collectd_statsd_derive_total{job="airflow",statsd="airflow.scheduler_heartbeat"}')
+        return found or None
+
+    assert float(wait_for("the heartbeat counter", arrived, timeout=120, interval=5)[0]["value"][1]) >= 1
+    recent('collectd_statsd_gauge{job="airflow",statsd="airflow.executor.running_tasks"}', "3")
+    assert query('collectd_statsd_latency{job="airflow",statsd="airflow.dagrun.duration.success.demo-average"}')
+
+
+def test_statsd_receiver_runs_unprivileged(host):
+    shown = unit_properties(host, "airflow-ops-statsd", "User", "NoNewPrivileges", "ProtectSystem", "CapabilityBoundingSet")
+    assert shown == {"User": "prometheus", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "CapabilityBoundingSet": ""}
+    # Its Prometheus page is on loopback only; StatsD on the cluster address.
+    assert host.check_output("ss -Htln 'sport = :9103' | awk '{print $4}'").split() == ["127.0.0.1:9103"]
+    assert host.check_output("ss -Huln 'sport = :8125' | awk '{print $4}'").split() == [f"{container_ip('pm-monitor')}:8125"]
+
+
+def test_scrape_password_is_for_prometheus_only(host):
+    password = host.file(f"{SECRETS}/with-login.password")
+    assert (password.user, password.group, password.mode) == ("root", "prometheus", 0o640)
+    assert host.file(SECRETS).mode == 0o750
+    assert host.run(f"sudo -u nobody cat {SECRETS}/with-login.password").rc != 0
+    assert PASSWORD not in host.file("/etc/prometheus/airflow-ops.yml").content_string
+    assert host.file(f"{SECRETS}/redis.password").exists is False
+
+
+def test_prometheus_runs_unprivileged_on_the_cluster_address(host):
+    service = host.service("prometheus")
+    assert service.is_running and service.is_enabled
+    shown = unit_properties(host, "prometheus", "User", "NoNewPrivileges", "ProtectSystem", "CapabilityBoundingSet")
+    assert shown["User"] == "prometheus"
+    assert shown["NoNewPrivileges"] == "yes"
+    assert shown["ProtectSystem"] == "full"
+    assert shown["CapabilityBoundingSet"] == ""
+    listening = host.check_output("ss -Htln 'sport = :9090' | awk '{print $4}'").split()
+    assert listening == [f"{container_ip('pm-monitor')}:9090"]
+
+
+def test_a_changed_target_list_is_validated_and_reloaded(host):
+    """A run that adds a job: promtool checks the new file (with a password file and a rule file),
+    Prometheus reloads it without a restart; a run without it takes it away again."""
+    address = container_ip("pm-monitor")
+    targets = [{"job": "redis", "targets": [f"{address}:9121"]}, {"job": "postgresql", "targets": [f"{address}:9187"]},
+               {"job": "with-login", "targets": [f"{address}:9121"], "username": "ops", "password": PASSWORD}]
+    started = host.check_output("systemctl show prometheus -p ExecMainStartTimestampMonotonic")
+    extra = {"job": "extra", "targets": [f"{address}:9187"], "username": "extra", "password": "molecule-Extra-Secret-2"}
+    for wanted, present in ((targets + [extra], True), (targets, False)):
+        result = run_role("prometheus", "pm-monitor", {"prometheus_scrape_interval": "5s", "prometheus_targets": wanted})
+        assert result.returncode == 0, result.output[-3000:]
+        assert "molecule-Extra-Secret-2" not in result.output
+        wait_for(f"job extra {'scraped' if present else 'gone'}", lambda: (("extra", "up") in active_targets()) == present)
+    assert host.file(f"{SECRETS}/extra.password").exists is False
+    assert host.check_output("systemctl show prometheus -p ExecMainStartTimestampMonotonic") == started
+
+
+@pytest.mark.parametrize(("name", "variables", "expected"), [
+    ("duplicate-job", {"prometheus_targets": [{"job": "a", "targets": ["x:1"]}, {"job": "a", "targets": ["y:1"]}]},
+     "every job needs a unique name"),
+    ("password-without-user", {"prometheus_targets": [{"job": "a", "targets": ["x:1"], "password": "p-Secret-Value-1"}]},
+     "username and password come together"),
+    ("bad-retention", {"prometheus_retention_time": "forever"}, "prometheus_retention_time=forever"),
+])
+def test_bad_input_fails_before_any_change(host, name, variables, expected):
+    before = host.check_output("sha256sum /etc/prometheus/airflow-ops.yml")
+    result = run_role("prometheus", "pm-monitor", variables)
+    assert result.returncode != 0
+    assert expected in " ".join(result.output.split()), result.output[-3000:]
+    assert "p-Secret-Value-1" not in result.output
+    assert host.check_output("sha256sum /etc/prometheus/airflow-ops.yml") == before
