@@ -8,13 +8,14 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 # Molecule reads the shared base config from here and resolves its paths against the checkout.
 export MOLECULE_PROJECT_DIRECTORY := $(CURDIR)
 
-.PHONY: help venv platform lint test molecule build demo demo-clean bench changelog clean
+.PHONY: help venv platform lint test molecule build demo demo-check demo-clean bench changelog clean
 
 help:
 	@echo "make test                 lint + every molecule scenario (Debian 12 and 13)"
 	@echo "make lint                 yamllint, ansible-lint, collection build, ansible-doc of every role, unit tests"
 	@echo "make molecule SCENARIO=roles/redis/molecule/default   one scenario"
-	@echo "make demo / demo-clean    demo cluster running the example DAG / remove it"
+	@echo "make demo / demo-clean    demo cluster running the example DAG, checked in a browser / remove it"
+	@echo "make demo-check           the browser check (UI run page, Flower workers) on the running demo"
 	@echo "make build                collection tarball in .cache/dist"
 	@echo "make platform             Docker engine + local base images only"
 	@echo "make bench                site.yml timings, install methods, memory (bench/results.md)"
@@ -44,11 +45,19 @@ build: venv
 	mkdir -p .cache/dist
 	ansible-galaxy collection build --force --output-path .cache/dist .
 
-# The demo: four containers (inventories/demo), the site playbook, one run of the example DAG.
+# The demo: four containers (inventories/demo), the site playbook, one run of the example DAG,
+# then the UI and Flower in headless Chromium (screenshots in .cache/demo/).
 demo: venv platform
+	scripts/test-platform browser
 	ansible-playbook -i inventories/demo demo/up.yml
 	ansible-playbook -i inventories/demo site.yml
 	ansible-playbook -i inventories/demo demo/run-dag.yml
+	$(VENV)/bin/python demo/browser_check.py
+
+# Only the browser check, against the running demo.
+demo-check: venv
+	scripts/test-platform browser
+	$(VENV)/bin/python demo/browser_check.py
 
 demo-clean: venv
 	ansible-playbook -i inventories/demo demo/down.yml

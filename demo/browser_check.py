@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""`make demo`, last step (and `make demo-check`): the demo cluster as a user sees it in a browser.
+
+Headless Chromium (Debian's chromium and chromium-driver, driven by Selenium) logs in to the Airflow
+UI as the admin, opens the example DAG's latest run and waits until the page shows the run's
+state, then opens Flower's workers page with its basic-auth login and waits until both demo
+workers are listed. Screenshots go to .cache/demo/ (ui-login.png, ui-dag-run.png,
+flower-workers.png). Exits non-zero, naming what was missing, if a page does not show it within
+--timeout seconds.
+
+    demo/browser_check.py [--api URL] [--flower URL] [--timeout S]
+
+Defaults: http://127.0.0.1:$DEMO_API_PORT (8080) and http://127.0.0.1:$DEMO_FLOWER_PORT (5555);
+the passwords are read from .cache/demo/credentials/ (make demo generates them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / ".cache" / "demo"
+CREDENTIALS = OUT / "credentials"
+DAG = "airflow_ops_fanout"
+WORKERS = ["celery@demo-worker1", "celery@demo-worker2"]
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+class CheckFailed(RuntimeError):
+    pass
+
+
+def secret(name: str) -> str:
+    path = CREDENTIALS / name
+    if not path.is_file():
+        raise CheckFailed(f"{path} is missing: run `make demo` first")
+    # The password lookup writes the password, then possibly " salt=...".
+    return path.read_text().split()[0]
+
+
+def latest_run(api: str, password: str) -> dict:
+    """The example DAG's newest run, over the REST API (what the page must then show)."""
+    request = urllib.request.Request(
+        f"{api}/auth/token", method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"username": "admin", "password": password}).encode(),
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        token = json.load(response)["access_token"]
+    request = urllib.request.Request(
+        f"{api}/api/v2/dags/{DAG}/dagRuns?order_by=-run_after&limit=1",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        runs = json.load(response)["dag_runs"]
+    if not runs:
+        raise CheckFailed(f"{DAG} has no run yet: run `make demo` (its last step triggers one)")
+    return runs[0]
+
+
+def browser(profile: str) -> webdriver.Chrome:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+        # No calls home: this machine's network would refuse them, many at a time.
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--window-size=1440,1000", f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+
+
+def missing_words(text: str, wanted: list[str]) -> list[str]:
+    """The wanted words the page does not show. Whitespace is ignored: Flower breaks a worker's
+    name after "celery@" in a narrow column."""
+    flat = "".join(text.split()).lower()
+    return [word for word in wanted if "".join(word.split()).lower() not in flat]
+
+
+def wait_for_text(driver: webdriver.Chrome, wanted: list[str], timeout: float, what: str) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        try:
+            text = driver.find_element(By.TAG_NAME, "body").text
+        except WebDriverException:
+            text = ""
+        if not missing_words(text, wanted):
+            return text
+        time.sleep(1)
+    missing = missing_words(text, wanted)
+    raise CheckFailed(f"{what} ({driver.current_url}) did not show {missing} within {timeout:.0f} s; "
+                      f"it showed: {' '.join(text.split())[:500]!r}")
+
+
+def shot(driver: webdriver.Chrome, name: str) -> Path:
+    path = OUT / name
+    driver.save_screenshot(str(path))
+    print(f"[browser-check] screenshot {path.relative_to(ROOT)}", flush=True)
+    return path
+
+
+def check(api: str, flower: str, timeout: float) -> None:
+    admin_password = secret("admin_password")
+    flower_password = secret("flower_password")
+    run = latest_run(api, admin_password)
+    print(f"[browser-check] run {run['dag_run_id']} of {DAG}: {run['state']} (REST API)", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="airflow-ops-chromium-") as profile:
+        driver = browser(profile)
+        try:
+            # The UI sends an anonymous visitor to the FAB login form.
+            driver.get(f"{api}/")
+            wait_for_text(driver, ["Sign In"], timeout, "Airflow's login page")
+            shot(driver, "ui-login.png")
+            driver.find_element(By.NAME, "username").send_keys("admin")
+            driver.find_element(By.NAME, "password").send_keys(admin_password)
+            driver.find_element(By.CSS_SELECTOR, "input[type=submit], button[type=submit]").click()
+            wait_for_text(driver, ["DAGs"], timeout, "the UI after logging in")
+
+            driver.get(f"{api}/dags/{DAG}/runs/{run['dag_run_id']}")
+            wait_for_text(driver, [DAG, run["dag_run_id"], run["state"]], timeout, "the DAG run's page")
+            shot(driver, "ui-dag-run.png")
+            print(f"[browser-check] UI: logged in, the run page shows {run['dag_run_id']} {run['state']}", flush=True)
+
+            # Flower's basic auth, sent with every request the page makes (its table loads by XHR).
+            login = base64.b64encode(f"admin:{flower_password}".encode()).decode()
+            driver.execute_cdp_cmd("Network.enable", {})
+            driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {login}"}})
+            driver.get(f"{flower}/workers")
+            wait_for_text(driver, WORKERS, timeout, "Flower's workers page")
+            shot(driver, "flower-workers.png")
+            print(f"[browser-check] Flower: the workers page lists {', '.join(WORKERS)}", flush=True)
+        except CheckFailed:
+            shot(driver, "failed.png")
+            raise
+        finally:
+            driver.quit()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--api", default=f"http://127.0.0.1:{os.environ.get('DEMO_API_PORT') or 8080}")
+    parser.add_argument("--flower", default=f"http://127.0.0.1:{os.environ.get('DEMO_FLOWER_PORT') or 5555}")
+    parser.add_argument("--timeout", type=float, default=60)
+    args = parser.parse_args()
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not os.access(path, os.X_OK):
+            print(f"[browser-check] {path} is missing: `scripts/test-platform browser` installs Debian's "
+                  "chromium and chromium-driver", file=sys.stderr)
+            return 2
+    try:
+        check(args.api, args.flower, args.timeout)
+    except (CheckFailed, OSError, WebDriverException) as err:
+        print(f"[browser-check] FAILED: {err}", file=sys.stderr)
+        return 1
+    print("[browser-check] ok", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
