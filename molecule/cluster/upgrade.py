@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from drills import Cluster, wait_for
+from drills import Cluster, api_health, sh, wait_for
 
 TASKS_PER_RUN = 4
 TASK_SECONDS = 60
@@ -63,6 +63,34 @@ def sample(samples: list, stop: threading.Event) -> None:
             continue
 
 
+def watch_api(cluster: Cluster, outages: list, stop: threading.Event) -> None:
+    """[start, end] of every stretch in which the api server's health endpoint did not answer."""
+    down = None
+    while not stop.is_set():
+        now = time.time()
+        if api_health(cluster):
+            if down is not None:
+                outages.append([down, now])
+                down = None
+        elif down is None:
+            down = now
+        stop.wait(1)
+    if down is not None:
+        outages.append([down, time.time()])
+
+
+def first_tries(cluster: Cluster, tasks: dict) -> dict:
+    """What became of the first try of each task that ran more than once (to tell why)."""
+    found = {}
+    for key, task in tasks.items():
+        if task["try"] == 1:
+            continue
+        run_id, index = key[:-1].rsplit("[", 1)
+        body = cluster.get(f"/api/v2/dags/airflow_ops_hold/dagRuns/{run_id}/taskInstances/hold/{index}/tries/1") or {}
+        found[key] = {field: body.get(field) for field in ("state", "start_date", "end_date", "hostname")}
+    return found
+
+
 def in_flight(cluster: Cluster, runs: list[str]) -> int | None:
     """Tasks of the last runs not yet ended; None while the api server does not answer."""
     count = 0
@@ -86,6 +114,8 @@ def main() -> int:
     stop = threading.Event()
     threading.Thread(target=sample, args=(samples, stop), daemon=True).start()
     wait_for("the first sample", lambda: samples, timeout=120, interval=1)
+    outages: list = []
+    threading.Thread(target=watch_api, args=(cluster, outages, stop), daemon=True).start()
 
     started = time.time()
     with log.open("w") as fh:
@@ -113,8 +143,14 @@ def main() -> int:
                 "try": summary["tries"][key],
                 "host": summary["hosts"][key],
             }
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started))
+    scheduler_log = sh("cl-scheduler", f"TZ=UTC journalctl -u airflow-scheduler --since '{since}' --no-pager -o cat"
+                       " | grep -iE 'heartbeat|orphan|adopt|reset|up_for_retry' | tail -n 40", check=False)
     record = {
         "rc": proc.returncode,
+        "api_outages": outages,
+        "first_tries": first_tries(cluster, tasks),
+        "scheduler_log": scheduler_log.splitlines(),
         "playbook_seconds": seconds,
         "playbook_started": started,
         "runs": runs,
