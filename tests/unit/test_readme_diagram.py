@@ -26,13 +26,15 @@ def default(role: str, entry: str, option: str):
 
 
 def test_every_group_of_the_site_playbook_is_drawn():
-    drawn = set(re.findall(r'subgraph \w+\["group (\w+)"\]', diagram()))
+    drawn = set(re.findall(r'subgraph \w+\["group (\w+)[" ]', diagram()))
     assert drawn == site_groups()
 
 
 def test_every_service_port_is_drawn_at_its_default():
     ports = [default("redis", "main", "redis_port"), default("postgresql", "main", "postgresql_port"),
              default("_airflow_common", "host", "airflow_api_server_port"),
-             default("_airflow_common", "host", "airflow_worker_log_server_port"), default("flower", "main", "flower_port")]
+             default("_airflow_common", "host", "airflow_worker_log_server_port"), default("flower", "main", "flower_port"),
+             default("redis", "main", "redis_exporter_port"), default("postgresql", "main", "postgresql_exporter_port"),
+             default("prometheus", "main", "prometheus_port"), default("prometheus", "main", "prometheus_statsd_port")]
     text = diagram()
     assert [port for port in ports if f":{port}" not in text] == []

@@ -212,7 +212,8 @@ def test_a_worker_reaches_only_the_result_backend():
 # site_firewall is on: cl-outsider, on the cluster's network but in no group, can open none of
 # the service ports (refused by a TCP reset), whatever it knows.
 @pytest.mark.parametrize("host, port", [("cl-broker", 6379), ("cl-broker", 5555), ("cl-db", 5432), ("cl-api", 8080),
-                                        ("cl-worker1", 8793), ("cl-worker2", 8793)])
+                                        ("cl-worker1", 8793), ("cl-worker2", 8793),
+                                        ("cl-broker", 9121), ("cl-db", 9187), ("cl-db", 9090)])
 def test_from_outside_no_service_port_opens(host, port):
     out = remote("cl-outsider").run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
     assert out.rc != 0 and "Connection refused" in out.stderr, (host, port, out.stderr)
@@ -223,7 +224,7 @@ def test_the_firewall_admits_what_the_cluster_needs():
     Flower (admin networks only) does not; nothing in the rules of the worker admits the outsider."""
     worker = remote("cl-worker1")
     for host, port, opens in [("cl-broker", 6379, True), ("cl-db", 5432, True), ("cl-api", 8080, True),
-                              ("cl-broker", 5555, False)]:
+                              ("cl-broker", 5555, False), ("cl-broker", 9121, False), ("cl-db", 9090, False)]:
         out = worker.run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
         assert (out.rc == 0) == opens, (host, port, out.stderr)
     assert container_ip("cl-outsider") not in worker.check_output("nft list table inet airflow_ops")

@@ -94,9 +94,13 @@ CASES = [
     ("airflow-version-malformed", cluster_vars(airflow_version="'3.3'"), "airflow_version=3.3 must be X.Y.Z", None),
     ("airflow-version-without-lock", cluster_vars(airflow_version='9.9.9'), "No lock file airflow-9.9.9-python3.", None),
     ("installer-unknown", cluster_vars(airflow_installer='conda'), "airflow_installer", None),
-    ("wheelhouse-extras-beyond-the-lock", cluster_vars(airflow_install_source="wheelhouse", airflow_extras="[celery, fab, postgres, redis, amazon]"),
-     "airflow_install_source=wheelhouse installs exactly what the lock pins, which is resolved for the extras celery,fab,postgres,redis; "
+    ("wheelhouse-extras-beyond-the-lock", cluster_vars(airflow_install_source="wheelhouse", airflow_extras="[celery, fab, postgres, redis, statsd, amazon]"),
+     "airflow_install_source=wheelhouse installs exactly what the lock pins, which is resolved for the extras celery,fab,postgres,redis,statsd; "
      "airflow_extras also asks for amazon", None),
+    # site.yml points the Airflow hosts' StatsD at the monitoring host (pf-two here).
+    ("monitoring-without-statsd-extra",
+     cluster_vars(airflow_extras="[celery, fab, postgres, redis]") + in_group("monitoring", "pf-two").split("\n", 1)[1],
+     "needs 'statsd' in airflow_extras", None),
     ("venvs-keep-zero", cluster_vars(airflow_venvs_keep='0'), "airflow_venvs_keep must be at least 1", None),
     ("worker-batch-zero", cluster_vars(site_worker_batch="'0%'"), "site_worker_batch=0% must be a number of workers", None),
     ("drain-timeout-zero", cluster_vars(airflow_worker_drain_timeout='0'), "airflow_worker_drain_timeout must be at least 1", None),
@@ -110,8 +114,8 @@ CASES = [
      "airflow_celery_visibility_timeout=10 must be at least 60", None),
     ("longest-task-beyond-visibility", cluster_vars(airflow_longest_task='30000'),
      "airflow_celery_visibility_timeout=21600 must exceed airflow_longest_task=30000", None),
-    ("failed-heartbeats-beyond-timeout", cluster_vars(airflow_worker_max_failed_heartbeats='12'),
-     "airflow_worker_max_failed_heartbeats=12 must be at least 1, and 10 s times it at most airflow_task_heartbeat_timeout=60", None),
+    ("api-retries-beyond-heartbeat-timeout", cluster_vars(airflow_execution_api_retries='40'),
+     "at most airflow_task_heartbeat_timeout=60: it must stop its task before the scheduler retries it elsewhere", None),
     ("api-server-host-localhost", cluster_vars(site_api_server_host='localhost'), "site_api_server_host", None),
     ("extra-config-not-sections", cluster_vars(airflow_extra_config='{core: parallelism}'),
      "airflow_extra_config must map sections", None),
@@ -127,6 +131,10 @@ CASES = [
     ("flower-port-is-redis-port", host_vars("pf-one", flower_port=6379), "redis_port and flower_port are all 6379", None),
     ("api-port-is-postgresql-port", cluster_vars(airflow_api_server_port='5432'),
      "postgresql_port and airflow_api_server_port are all 5432", None),
+    # With a monitoring host (pf-two), site.yml turns the exporters on.
+    ("redis-exporter-port-is-flower-port",
+     host_vars("pf-one", redis_exporter_port=5555) + in_group("monitoring", "pf-two").split("\n", 1)[1],
+     "redis_exporter_port and flower_port are all 5555", None),
 ]
 
 

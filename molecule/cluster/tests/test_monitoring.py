@@ -1,0 +1,68 @@
+"""Metrics (cl-db is also the `monitoring` host): after the side effect's DAG runs, Prometheus holds
+recent samples from each of the four sources: the Redis and PostgreSQL exporters, Flower (Celery,
+scraped over TLS with its login) and Airflow itself (StatsD through the receiver). The exporters
+answer the monitoring host only."""
+
+import os
+import time
+import urllib.parse
+
+import pytest
+import testinfra
+
+from airflow_ops_testlib import container_ip, http, wait_for
+
+testinfra_hosts = ["ansible://cl-db"]
+
+
+def query(expr):
+    status, body = http("GET", f"http://{container_ip('cl-db')}:9090/api/v1/query?query={urllib.parse.quote(expr)}")
+    assert status == 200, body
+    return body["data"]["result"]
+
+
+def recent(expr):
+    """The series of expr with a sample at most 60 s old, once there is one."""
+    def found():
+        series = [s for s in query(expr) if time.time() - float(s["value"][0]) < 60]
+        return series or None
+    return wait_for(expr, found, timeout=180, interval=5)
+
+
+@pytest.mark.parametrize("expr", [
+    'redis_up{job="redis"} == 1',
+    'pg_up{job="postgresql"} == 1',
+    # Celery, as Flower counts it: tasks the workers finished (the side effect ran dozens).
+    'flower_events_total{job="flower",type="task-succeeded"} > 0',
+    'flower_worker_online{job="flower"} == 1',
+    # Airflow's own: the scheduler's heartbeat counter (StatsD, through the receiver on cl-db).
+    'rate(collectd_statsd_derive_total{job="airflow",statsd="airflow.scheduler_heartbeat"}[1m]) > 0',
+    'collectd_statsd_gauge{job="airflow",statsd=~"airflow.pool.open_slots.default_pool"}',
+])
+def test_prometheus_has_recent_samples_from_every_source(expr):
+    assert recent(expr)
+
+
+def test_every_target_is_up():
+    targets = {s["metric"]["job"]: s["value"][1] for s in query("up")}
+    assert targets.get("redis") == "1" and targets.get("postgresql") == "1" and targets.get("airflow") == "1", targets
+    flower = query('up{job="flower"}')
+    assert flower and all(s["value"][1] == "1" for s in flower), flower
+
+
+def test_no_alert_fires_on_a_healthy_cluster():
+    status, body = http("GET", f"http://{container_ip('cl-db')}:9090/api/v1/alerts")
+    assert status == 200
+    assert [a for a in body["data"]["alerts"] if a["state"] == "firing"] == []
+
+
+@pytest.mark.parametrize(("host", "port"), [("cl-broker", 9121), ("cl-db", 9187)])
+def test_an_exporter_answers_the_monitoring_host_only(host, port):
+    """From cl-db (monitoring) the exporter opens; from a worker it is refused (the firewall)."""
+    url = f"http://{container_ip(host)}:{port}/metrics"
+    monitor, worker = (testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+                       for name in ("cl-db", "cl-worker1"))
+    probe = f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'"
+    assert monitor.run(probe).rc == 0, url
+    out = worker.run(probe)
+    assert out.rc != 0 and "Connection refused" in out.stderr, url
