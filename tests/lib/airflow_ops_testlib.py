@@ -262,3 +262,19 @@ def unit_properties(host, unit: str, *names: str) -> dict[str, str]:
     """`systemctl show` of the named properties of a unit on this testinfra host."""
     shown = host.check_output(f"systemctl show {unit} " + " ".join(f"-p {name}" for name in names))
     return dict(line.split("=", 1) for line in shown.splitlines())
+
+
+def listening(host, port: int, udp: bool = False) -> list[str]:
+    """The addresses a port listens on, on this testinfra host."""
+    return host.check_output(f"ss -H{'u' if udp else 't'}ln 'sport = :{port}' | awk '{{print $4}}'").split()
+
+
+def assert_exporter_hardened_on_cluster_address(host, unit: str, port: int) -> None:
+    """An exporter's unit runs and is enabled, as the unprivileged prometheus user with the Debian
+    unit's hardening, and listens on the host's cluster address only."""
+    service = host.service(unit)
+    assert service.is_running and service.is_enabled
+    shown = unit_properties(host, unit, "User", "NoNewPrivileges", "ProtectSystem", "CapabilityBoundingSet", "PrivateDevices")
+    assert shown == {"User": "prometheus", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
+                     "CapabilityBoundingSet": "", "PrivateDevices": "yes"}, shown
+    assert listening(host, port) == [f"{host_address(host)}:{port}"]

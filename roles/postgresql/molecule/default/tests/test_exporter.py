@@ -1,7 +1,7 @@
 """The Prometheus exporter (postgresql_exporter_enabled): the server's figures for a peer, on the
 cluster address only, from an unprivileged, hardened unit whose login reads statistics only."""
 
-from airflow_ops_testlib import fetch_on, host_address, unit_properties
+from airflow_ops_testlib import assert_exporter_hardened_on_cluster_address, fetch_on, host_address
 
 testinfra_hosts = ["ansible://postgresql"]
 
@@ -20,22 +20,8 @@ def test_peer_reads_the_server_figures_from_the_exporter(host):
     assert any(line.startswith("pg_stat_database_xact_commit{") and 'datname="airflow_celery"' in line for line in lines)
 
 
-def test_exporter_listens_on_the_cluster_address_only(host):
-    listening = host.check_output("ss -Htln 'sport = :9187' | awk '{print $4}'").split()
-    assert listening == [f"{host_address(host)}:9187"]
-
-
-def test_exporter_runs_unprivileged_under_a_hardened_unit(host):
-    service = host.service("prometheus-postgres-exporter")
-    assert service.is_running
-    assert service.is_enabled
-    shown = unit_properties(host, "prometheus-postgres-exporter", "User", "NoNewPrivileges", "ProtectSystem",
-                            "CapabilityBoundingSet", "PrivateDevices")
-    assert shown["User"] == "prometheus"
-    assert shown["NoNewPrivileges"] == "yes"
-    assert shown["ProtectSystem"] == "strict"
-    assert shown["PrivateDevices"] == "yes"
-    assert shown["CapabilityBoundingSet"] == ""
+def test_exporter_runs_unprivileged_on_the_cluster_address_only(host):
+    assert_exporter_hardened_on_cluster_address(host, "prometheus-postgres-exporter", 9187)
 
 
 def test_exporter_login_reads_statistics_and_nothing_else(host):

@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from airflow_ops_testlib import container_ip, http, run_role, unit_properties, wait_for
+from airflow_ops_testlib import container_ip, http, listening, run_role, unit_properties, wait_for
 
 testinfra_hosts = ["ansible://pm-monitor"]
 
@@ -82,8 +82,8 @@ def test_statsd_receiver_runs_unprivileged(host):
     shown = unit_properties(host, "airflow-ops-statsd", "User", "NoNewPrivileges", "ProtectSystem", "CapabilityBoundingSet")
     assert shown == {"User": "prometheus", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "CapabilityBoundingSet": ""}
     # Its Prometheus page is on loopback only; StatsD on the cluster address.
-    assert host.check_output("ss -Htln 'sport = :9103' | awk '{print $4}'").split() == ["127.0.0.1:9103"]
-    assert host.check_output("ss -Huln 'sport = :8125' | awk '{print $4}'").split() == [f"{container_ip('pm-monitor')}:8125"]
+    assert listening(host, 9103) == ["127.0.0.1:9103"]
+    assert listening(host, 8125, udp=True) == [f"{container_ip('pm-monitor')}:8125"]
 
 
 def test_scrape_password_is_for_prometheus_only(host):
@@ -103,8 +103,7 @@ def test_prometheus_runs_unprivileged_on_the_cluster_address(host):
     assert shown["NoNewPrivileges"] == "yes"
     assert shown["ProtectSystem"] == "full"
     assert shown["CapabilityBoundingSet"] == ""
-    listening = host.check_output("ss -Htln 'sport = :9090' | awk '{print $4}'").split()
-    assert listening == [f"{container_ip('pm-monitor')}:9090"]
+    assert listening(host, 9090) == [f"{container_ip('pm-monitor')}:9090"]
 
 
 def test_a_changed_target_list_is_validated_and_reloaded(host):

@@ -1,7 +1,7 @@
 """The Prometheus exporter (redis_exporter_enabled): Redis's figures for a peer, on the cluster
 address only, from an unprivileged, hardened unit whose login only root can read."""
 
-from airflow_ops_testlib import fetch_on, host_address, unit_properties
+from airflow_ops_testlib import assert_exporter_hardened_on_cluster_address, fetch_on, host_address
 
 ENV_FILE = "/etc/airflow-ops/redis-exporter.env"
 PASSWORD = "molecule-broker-Secret-1"
@@ -20,22 +20,8 @@ def test_peer_reads_redis_figures_from_the_exporter(host):
     assert any(line.startswith("redis_aof_enabled 1") for line in lines), "the broker's AOF is not reported"
 
 
-def test_exporter_listens_on_the_cluster_address_only(host):
-    listening = host.check_output("ss -Htln 'sport = :9121' | awk '{print $4}'").split()
-    assert listening == [f"{host_address(host)}:9121"]
-
-
-def test_exporter_runs_unprivileged_under_a_hardened_unit(host):
-    service = host.service("prometheus-redis-exporter")
-    assert service.is_running
-    assert service.is_enabled
-    shown = unit_properties(host, "prometheus-redis-exporter", "User", "NoNewPrivileges", "ProtectSystem",
-                            "CapabilityBoundingSet", "PrivateDevices")
-    assert shown["User"] == "prometheus"
-    assert shown["NoNewPrivileges"] == "yes"
-    assert shown["ProtectSystem"] == "strict"
-    assert shown["PrivateDevices"] == "yes"
-    assert shown["CapabilityBoundingSet"] == ""
+def test_exporter_runs_unprivileged_on_the_cluster_address_only(host):
+    assert_exporter_hardened_on_cluster_address(host, "prometheus-redis-exporter", 9121)
 
 
 def test_exporter_login_is_readable_by_root_only(host):
