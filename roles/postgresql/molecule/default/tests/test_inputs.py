@@ -2,7 +2,7 @@
 
 import pytest
 
-from airflow_ops_testlib import assert_no_secret_printed, run_role
+from airflow_ops_testlib import assert_no_secret_printed, host_address, run_role
 from pg import PASSWORD, RESULT_BACKEND_PASSWORD, admin
 
 testinfra_hosts = ["ansible://pg-debian12"]
@@ -27,7 +27,7 @@ def hba_databases(host, address):
 def test_new_clients_are_admitted_by_reload_not_restart(host):
     """Growing either client list (a new scheduler, a new worker) reloads pg_hba; the server keeps running."""
     started = admin(host, "SELECT pg_postmaster_start_time()")
-    client, worker = (host.check_output(f"getent hosts {name} | cut -d' ' -f1") for name in ("pgclient-debian12", "pgclient-debian13"))
+    client, worker = (host_address(host, name) for name in ("pgclient-debian12", "pgclient-debian13"))
     converged = dict(INPUTS, postgresql_airflow_clients=[client], postgresql_result_backend_clients=[client, worker])
     grown = run_role("postgresql", "pg-debian12", dict(
         converged,

@@ -2,6 +2,8 @@
 
 import pytest
 
+from airflow_ops_testlib import host_address
+
 PASSWORD = "molecule-broker-Secret-1"
 
 
@@ -43,7 +45,7 @@ def test_peer_reaches_broker_on_primary_address(host):
     """The other broker host reaches this one over the network, with the password."""
     me = host.backend.get_hostname()
     peer = "redis-debian13" if me == "redis-debian12" else "redis-debian12"
-    address = host.check_output(f"getent hosts {peer} | cut -d' ' -f1")
+    address = host_address(host, peer)
     assert cli(host, "ping", target=address).stdout.strip() == "PONG"
 
 
