@@ -1,6 +1,6 @@
 """The cluster as its users see it: DAG runs spread over the workers, logs readable through the
-api server, Flower behind a password; a re-run of site.yml that changes and restarts nothing and
-runs each Airflow task once per host; a new worker that joined (side_effect) without restarting
+api server, Flower behind a password; a re-run of site.yml that changes nothing but a new user,
+restarts nothing and runs each Airflow task once per host; a new worker that joined (side_effect) without restarting
 anything else. Bad inventories are the preflight scenario's."""
 
 import json
@@ -119,11 +119,35 @@ def test_flower_refuses_requests_without_credentials():
     assert status == 401
 
 
-def test_reconverge_changes_nothing_and_restarts_nothing():
+# What adding a user to airflow_users changes: the users, on the host that applies them.
+USER_TASKS = {"airflow_ops.celery._airflow_common : Create or update the users",
+              "airflow_ops.celery._airflow_common : Record which users were applied"}
+
+
+def changed_tasks(log):
+    """{(task name, host)} of every task the run reported as changed."""
+    changed, task = set(), None
+    for line in log.splitlines():
+        header = re.match(r"^TASK \[(.*)\] \*+$", line)
+        if header:
+            task = header.group(1)
+        result = re.match(r"^changed: \[([^\]]+)\]", line)
+        if result:
+            changed.add((task, result.group(1).split(" -> ")[0]))
+    return changed
+
+
+def test_reconverge_changes_only_the_new_user_and_restarts_nothing(api):
+    """site.yml again, with a Viewer added to airflow_users: the users are applied once, on one
+    host; nothing else changes and no unit restarts. The Viewer can log in."""
     run = playbook_run("reconverge")
-    assert run.returncode == 0, run.output[-3000:]
-    assert run.changed == 0, run.output[-3000:]
+    assert run.returncode == 0, run.output[-5000:]
+    changed = changed_tasks(run.output)
+    assert {task for task, _ in changed} == USER_TASKS, sorted(changed)
+    assert len({host for _, host in changed}) == 1, sorted(changed)
     assert unit_start_times("reconverge") == unit_start_times("before")
+    viewer = AirflowApi(API, "viewer", "molecule-Viewer-Secret-1")
+    assert viewer.get(f"/api/v2/dags/{DAG}")["dag_id"] == DAG
 
 
 def test_check_mode_on_a_converged_host_predicts_no_change():
@@ -147,15 +171,6 @@ def test_each_airflow_task_runs_once_per_host():
     assert {key: n for key, n in runs.items() if n > 1} == {}
     config = "airflow_ops.celery._airflow_common : Write airflow.cfg"
     assert sorted(host for (name, host) in runs if name == config) == sorted(AIRFLOW_HOSTS)
-
-
-def test_a_new_user_is_added_by_a_run_that_restarts_nothing(api):
-    run = playbook_run("users")
-    assert run.returncode == 0, run.output[-5000:]
-    assert run.changed >= 1, run.output[-5000:]
-    assert unit_start_times("users") == unit_start_times("reconverge")
-    viewer = AirflowApi(API, "viewer", "molecule-Viewer-Secret-1")
-    assert viewer.get(f"/api/v2/dags/{DAG}")["dag_id"] == DAG
 
 
 def test_a_viewer_cannot_trigger_or_unpause():
@@ -320,7 +335,7 @@ def test_new_worker_joined_with_limit_and_nothing_else_restarted():
     run = playbook_run("scale-out")
     assert run.returncode == 0, run.output[-5000:]
     assert any("/airflow-" in unit for unit in unit_start_times("reconverge"))
-    assert unit_start_times("scale-out") == unit_start_times("users")
+    assert unit_start_times("scale-out") == unit_start_times("reconverge")
     # From then on it consumed and ran tasks: during the upgrade (side_effect), before it was
     # decommissioned (test_upgrade.py).
     upgrade = json.loads(side_effect("upgrade.json").read_text())
@@ -329,9 +344,9 @@ def test_new_worker_joined_with_limit_and_nothing_else_restarted():
     assert "cl-worker3" in {task["host"] for task in upgrade["tasks"].values()}
 
 
-@pytest.mark.parametrize("run_as", ["users", "scale-out"])
+@pytest.mark.parametrize("run_as", ["reconverge", "scale-out"])
 def test_verbose_converge_prints_no_secret(run_as):
-    """Adding a user (the whole cluster) and the new worker's converge ran with -vvv: none of the
+    """The re-converge that added a user (the whole cluster) and the new worker's converge ran with -vvv: none of the
     inventory's secret values, nor the new user's password, is in their output."""
     secrets = inventory_secrets("cl-scheduler")
     assert len(secrets) >= 7, sorted(secrets)  # the scan looks for something
