@@ -114,7 +114,8 @@ def test_invalid_input_fails_clearly_before_any_change(role, bad_input, expected
 
 
 # airflow.cfg as for all of the host's components (so the others' settings stay), then the worker
-# role alone: only the worker restarts.
+# role alone: only the worker restarts. Run with --tags airflow_configure, as a change of logins is
+# pushed: the includes are tagged `always`, as the roles tag theirs.
 WORKER_ONLY = f"""---
 - name: The worker role on a host with every component
   hosts: {FIRST}
@@ -125,9 +126,11 @@ WORKER_ONLY = f"""---
         tasks_from: host
       vars:
         _airflow_common_components: [api-server, scheduler, dag-processor, triggerer, worker, flower]
+      tags: always
     - name: Apply the worker role
       ansible.builtin.include_role:
         name: airflow_ops.celery.worker
+      tags: always
 """
 
 
@@ -141,8 +144,8 @@ def test_a_worker_with_a_wrong_login_fails_the_play_and_names_it(tmp_path):
                           ("airflow_result_backend_password", "the Celery result backend postgresql://")]:
         bad = tmp_path / f"{secret}.json"
         bad.write_text(json.dumps({secret: "wrong-Secret-123"}))
-        failures[named] = run_playbook(str(playbook), "-e", f"@{bad}")
-    repaired = run_playbook(str(playbook))
+        failures[named] = run_playbook(str(playbook), "--tags", "airflow_configure", "-e", f"@{bad}")
+    repaired = run_playbook(str(playbook), "--tags", "airflow_configure")
     for named, result in failures.items():
         assert result.returncode != 0, result.output[-3000:]
         assert f"The worker {FIRST} cannot use {named}" in result.output, result.output[-3000:]
