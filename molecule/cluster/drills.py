@@ -161,39 +161,37 @@ def recovery(cluster: Cluster, run_id: str, affected: list[int], fault_at: float
     return round(max(starts) - fault_at, 1)
 
 
-def drill_worker_kill9(cluster: Cluster) -> dict:
-    """kill -9 of a worker's main process while it runs tasks."""
+def drill_lost_workers(cluster: Cluster) -> dict:
+    """Two workers lost at once while they run tasks: kill -9 of one's main process, and another's
+    host killed (docker kill) and started again at once. One run for both: what each recorded is
+    under worker_kill9 and host_kill."""
     began = time.time()
-    run_id = cluster.start(tasks=3, seconds=40)
-    host, affected = busiest_worker(cluster.wait_holds(run_id, 3, "running"))
-    pids = cgroup_pids(host, WORKER_UNIT)
-    before = int(unit(host, WORKER_UNIT)["NRestarts"])
+    run_id = cluster.start(tasks=6, seconds=40)
+    by_host: dict[str, list[int]] = {}
+    for ti in cluster.wait_holds(run_id, 6, "running"):
+        by_host.setdefault(ti["hostname"], []).append(ti["map_index"])
+    if len(by_host) < 2:
+        raise RuntimeError(f"every task ran on one worker: {by_host}")
+    killed, crashed = sorted(by_host, key=lambda host: -len(by_host[host]))[:2]
+    pids = cgroup_pids(killed, WORKER_UNIT)
+    before = int(unit(killed, WORKER_UNIT)["NRestarts"])
+    address = container_ip(crashed)
     fault_at = time.time()
-    sh(host, f"kill -9 {unit(host, WORKER_UNIT)['MainPID']}")
-    back = wait_for("the worker to be restarted by systemd", lambda: unit(host, WORKER_UNIT)["ActiveState"] == "active"
-                    and int(unit(host, WORKER_UNIT)["NRestarts"]) > before and time.time(), timeout=300, interval=1)
+    sh(killed, f"kill -9 {unit(killed, WORKER_UNIT)['MainPID']}")
+    subprocess.run(["docker", "kill", crashed], check=True, capture_output=True)
+    subprocess.run(["docker", "start", crashed], check=True, capture_output=True)
+    killed_back = wait_for("the killed worker to be restarted by systemd",
+                           lambda: unit(killed, WORKER_UNIT)["ActiveState"] == "active"
+                           and int(unit(killed, WORKER_UNIT)["NRestarts"]) > before and time.time(), timeout=300, interval=1)
+    crashed_back = wait_for("the restarted host to run its worker again",
+                            lambda: unit(crashed, WORKER_UNIT)["ActiveState"] == "active" and time.time(), timeout=300, interval=2)
     result = cluster.summary(run_id, began)
-    result.update(worker=host, affected=affected, worker_back_seconds=round(back - fault_at, 1),
-                  recovery_seconds=recovery(cluster, run_id, affected, fault_at),
-                  leftover_processes=still_alive(host, pids))
-    return result
-
-
-def drill_host_kill(cluster: Cluster) -> dict:
-    """docker kill of a worker host while it runs tasks, started again at once."""
-    began = time.time()
-    run_id = cluster.start(tasks=3, seconds=40)
-    host, affected = busiest_worker(cluster.wait_holds(run_id, 3, "running"))
-    address = container_ip(host)
-    fault_at = time.time()
-    subprocess.run(["docker", "kill", host], check=True, capture_output=True)
-    subprocess.run(["docker", "start", host], check=True, capture_output=True)
-    back = wait_for("the worker host to run its worker again",
-                    lambda: unit(host, WORKER_UNIT)["ActiveState"] == "active" and time.time(), timeout=300, interval=2)
-    result = cluster.summary(run_id, began)
-    result.update(worker=host, affected=affected, worker_back_seconds=round(back - fault_at, 1),
-                  recovery_seconds=recovery(cluster, run_id, affected, fault_at),
-                  same_address=container_ip(host) == address)
+    result["worker_kill9"] = dict(worker=killed, affected=by_host[killed], worker_back_seconds=round(killed_back - fault_at, 1),
+                                  recovery_seconds=recovery(cluster, run_id, by_host[killed], fault_at),
+                                  leftover_processes=still_alive(killed, pids))
+    result["host_kill"] = dict(worker=crashed, affected=by_host[crashed], worker_back_seconds=round(crashed_back - fault_at, 1),
+                               recovery_seconds=recovery(cluster, run_id, by_host[crashed], fault_at),
+                               same_address=container_ip(crashed) == address)
     return result
 
 
@@ -324,8 +322,7 @@ def on_all(hosts, action) -> None:
 
 
 DRILLS = {
-    "worker_kill9": drill_worker_kill9,
-    "host_kill": drill_host_kill,
+    "lost_workers": drill_lost_workers,
     "worker_restart": drill_worker_restart,
     "redis_kill9": drill_redis_kill9,
     "postgresql_restart": drill_postgresql_restart,
