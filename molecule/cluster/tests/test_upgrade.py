@@ -171,6 +171,12 @@ def test_going_back_used_the_kept_install_without_a_download():
         assert version == OLD
 
 
+def test_going_back_restarted_every_worker_in_one_batch():
+    """site_worker_batch=100% (nothing ran by then): one batch, every worker restarted in it."""
+    restarted = worker_play_restarts(playbook_run("rollback").output)
+    assert sorted(map(sorted, restarted)) == [["cl-worker1", "cl-worker2", "cl-worker3"]], restarted
+
+
 def test_a_backup_of_the_metadata_database_precedes_each_migration():
     db = remote("cl-db")
     backups = db.file("/var/backups/airflow-ops")
