@@ -107,7 +107,7 @@ CASES = [
     ("worker-batch-zero", cluster_vars(site_worker_batch="'0%'"), "site_worker_batch=0% must be a number of workers", None),
     ("drain-timeout-zero", cluster_vars(airflow_worker_drain_timeout='0'), "airflow_worker_drain_timeout must be at least 1", None),
     ("admin-network-not-an-address", cluster_vars(site_firewall='true', site_admin_networks="['office']"),
-     "site_admin_networks and site_worker_networks must list IPv4/IPv6 addresses or CIDRs, not: office", None),
+     "site_admin_networks must list IPv4/IPv6 addresses or CIDRs, not: office.", None),
     ("tls-cert-without-key", cluster_vars(site_tls='true', site_tls_cert='/tmp/host.crt'),
      "site_tls_cert needs site_tls_key", None),
     ("tls-renewal-beyond-lifetime", cluster_vars(site_tls='true', site_tls_days='20'),
@@ -211,5 +211,5 @@ def test_valid_inventory_passes_the_preflight_and_changes_nothing():
     result = run_site_with("all:\n  vars: {}\n", "--tags", "site_preflight")
     assert result.returncode == 0, result.output[-5000:]
     assert result.changed == 0, result.output[-5000:]
-    assert "Check that no two services claim one port on this host" in result.output
+    assert "Plan the cluster and check the inventory" in result.output
     assert_hosts_untouched()

@@ -1,0 +1,88 @@
+# Copyright: airflow_ops.celery contributors
+# Apache License 2.0 (see galaxy.yml)
+"""Action plugin of airflow_ops.celery.cluster_plan: reads the inventory, plans on the controller."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+from ansible_collections.airflow_ops.celery.plugins.plugin_utils import cluster_plan
+
+ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
+
+
+def digest(value) -> str:
+    return hashlib.sha256(str(value).encode()).hexdigest()
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = self._task.args
+        unknown = set(args) - {"only", "limit_notes"}
+        if unknown or args.get("only", "plan") not in ("plan", "peers"):
+            return dict(result, failed=True, msg="cluster_plan takes `only: plan` (default) or `only: peers`, and "
+                                                 "`limit_notes: true` (default) or false.")
+        roles = cluster_plan.load_roles(ROLES_DIR)
+        data = self._inventory(task_vars, roles)
+        if args.get("only") == "peers":
+            return dict(result, changed=False, peers=cluster_plan.peers_to_address(data, roles))
+        try:
+            planned = cluster_plan.plan(data, roles)
+        except cluster_plan.PlanError as error:
+            return dict(result, failed=True, changed=False, errors=error.errors,
+                        msg=f"The inventory has {len(error.errors)} problem(s), nothing was changed:\n"
+                            + "\n".join(f"- {text}" for text in error.errors))
+        planned["specs"] = roles["specs"]
+        if args.get("limit_notes", True):
+            for note in planned["notes"]:
+                self._display.warning(note)
+        return dict(result, changed=False, **planned)
+
+    def _inventory(self, task_vars: dict, roles: dict) -> dict:
+        """The planner's view of the inventory: groups, each member's address, the inputs the rules
+        read, and for secrets only a digest (or None where unset, empty or an undefined reference)."""
+        groups = {group: list(task_vars["groups"].get(group, [])) for group in cluster_plan.GROUPS}
+        members = cluster_plan.unique(host for group in cluster_plan.GROUPS for host in groups[group])
+        hostvars = task_vars["hostvars"]
+        plain = (list(cluster_plan.CLUSTER_DEFAULTS) + list(cluster_plan.ROLE_INPUTS)
+                 + [name for name, _, _ in cluster_plan.DERIVED_INPUTS if name not in cluster_plan.SECRET_SOURCES])
+        secrets = cluster_plan.secret_names(roles)
+        hosts = {}
+        for host in members:
+            host_vars = hostvars[host]
+            facts = self._value(host_vars, "ansible_facts") or {}
+            default_ipv4 = facts.get("default_ipv4") or {}
+            hosts[host] = {
+                "address": default_ipv4.get("address"),
+                "vars": {name: self._value(host_vars, name) for name in plain if name in host_vars},
+                "secrets": {name: self._secret(host_vars, name) for name in secrets if name in host_vars},
+            }
+        return {"groups": groups, "hosts": hosts,
+                "play_hosts": list(task_vars.get("ansible_play_hosts_all") or members)}
+
+    @staticmethod
+    def _value(host_vars, name):
+        try:
+            return host_vars[name]
+        except AnsibleError as error:
+            raise AnsibleError(f"cluster_plan could not read {name}: {error}") from None
+
+    @staticmethod
+    def _secret(host_vars, name):
+        """A digest of the secret's value, or None if it is empty or refers to an undefined variable;
+        the value itself never leaves this function."""
+        try:
+            value = host_vars[name]
+        except Exception:  # an undefined (vault) variable: reported as not set, without its text
+            return None
+        if value is None or str(value) == "":
+            return None
+        return digest(value)

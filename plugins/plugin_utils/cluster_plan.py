@@ -1,0 +1,603 @@
+# Copyright: airflow_ops.celery contributors
+# Apache License 2.0 (see galaxy.yml)
+"""The cluster plan: what site.yml gives every host, computed once on the controller.
+
+Pure Python, no Ansible: `plan(inventory, roles)` takes the inventory's groups, each host's address
+and the few host variables the cluster rules read, and returns for every host its roles, its
+Airflow components, its firewall rules, the secrets it must have and the names on its certificate;
+for the cluster the endpoints every client uses (broker, metadata database, result backend, api
+server, StatsD), the clients PostgreSQL admits and its max_connections, and Prometheus's targets.
+Every error in the inventory comes back as one message naming the host, the variable and what is
+accepted. The plan carries the names of secrets, never their values: where two secrets must be
+equal the caller passes digests.
+
+The action plugin `airflow_ops.celery.cluster_plan` reads the inventory into this shape; the unit
+tests in tests/unit/test_cluster_plan.py call `plan()` with dicts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+GROUPS = ("redis", "postgresql", "scheduler", "api_server", "workers", "flower", "monitoring")
+CONTROL_PLANE_COMPONENTS = ("scheduler", "dag-processor", "triggerer")
+
+# Cluster-wide settings (set once, e.g. in group_vars/all) and their defaults.
+CLUSTER_DEFAULTS = {
+    "site_api_server_host": None,
+    "site_postgresql_extra_clients": [],
+    "site_postgresql_max_connections": None,
+    "site_worker_batch": 1,
+    "site_tls": False,
+    "site_firewall": False,
+    "site_admin_networks": [],
+    "site_worker_networks": [],
+    "site_tls_cert": None,
+    "site_tls_key": None,
+    "site_tls_ca_cert": None,
+    "site_tls_ca_key": None,
+    "site_tls_days": 365,
+    "site_tls_renew_days": 30,
+    "site_tls_extra_names": [],
+}
+
+# The roles' inputs the cluster rules read, each with the role whose argument spec holds its
+# default (and which runs where the value matters).
+ROLE_INPUTS = {
+    "redis_port": "redis",
+    "redis_exporter_port": "redis",
+    "postgresql_port": "postgresql",
+    "postgresql_exporter_port": "postgresql",
+    "postgresql_airflow_database": "postgresql",
+    "postgresql_airflow_user": "postgresql",
+    "postgresql_result_backend_database": "postgresql",
+    "postgresql_result_backend_user": "postgresql",
+    "airflow_api_server_port": "_airflow_common",
+    "airflow_api_server_workers": "_airflow_common",
+    "airflow_worker_log_server_port": "_airflow_common",
+    "worker_concurrency": "worker",
+    "flower_port": "flower",
+    "prometheus_port": "prometheus",
+    "prometheus_statsd_receiver": "prometheus",
+    "prometheus_statsd_port": "prometheus",
+}
+PORT_INPUTS = {name for name in ROLE_INPUTS if name.endswith("_port")}
+COUNT_INPUTS = {"airflow_api_server_workers", "worker_concurrency"}
+IDENTIFIER_INPUTS = {"postgresql_airflow_database", "postgresql_airflow_user",
+                     "postgresql_result_backend_database", "postgresql_result_backend_user"}
+
+# What the Airflow hosts take from the broker's and the database's own settings: an inventory must
+# not set the airflow_* copy to something else. (input, owner group, the owner's setting)
+DERIVED_INPUTS = (
+    ("airflow_redis_port", "redis", "redis_port"),
+    ("airflow_redis_password", "redis", "redis_password"),
+    ("airflow_database_port", "postgresql", "postgresql_port"),
+    ("airflow_database_name", "postgresql", "postgresql_airflow_database"),
+    ("airflow_database_user", "postgresql", "postgresql_airflow_user"),
+    ("airflow_database_password", "postgresql", "postgresql_airflow_password"),
+    ("airflow_result_backend_name", "postgresql", "postgresql_result_backend_database"),
+    ("airflow_result_backend_user", "postgresql", "postgresql_result_backend_user"),
+    ("airflow_result_backend_password", "postgresql", "postgresql_result_backend_password"),
+)
+# The Airflow secrets that derive from a setting of the broker or database host: that host holds them.
+SECRET_SOURCES = {derived: (group, source) for derived, group, source in DERIVED_INPUTS if "password" in derived}
+
+# Per scheduler host: scheduler, dag-processor and triggerer pools (3 x 15); per api server: 15
+# per uvicorn worker; one result-backend connection per worker slot; 20 spare. Rounded up to a
+# hundred: max_connections needs a restart, so adding a worker restarts PostgreSQL only when the
+# total crosses the next hundred.
+POOL_PER_SCHEDULER_HOST = 45
+POOL_PER_API_WORKER = 15
+SPARE_CONNECTIONS = 20
+
+WORKER_BATCH = re.compile(r"([1-9][0-9]*|([1-9][0-9]?|100)%)\Z")
+VAULT_EXAMPLE = 'Put the secret in Ansible Vault and reference it from group_vars, as inventories/prod/group_vars/all/ does (e.g. {0}: "{{{{ vault_{0} }}}}").'
+
+
+class PlanError(Exception):
+    """The inventory cannot be planned; .errors lists every reason."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+def unique(items):
+    """The items in order, each once."""
+    seen, kept = set(), []
+    for item in items:
+        if item not in seen:
+            seen.add(item)
+            kept.append(item)
+    return kept
+
+
+def as_bool(value) -> bool:
+    """A YAML or string boolean as Ansible's `bool` filter reads it."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("yes", "on", "1", "true", "y", "t")
+    return bool(value)
+
+
+def network_errors(variable: str, values) -> list[str]:
+    """Each entry must be one IPv4/IPv6 address or network (CIDR), nothing around it."""
+    if values is None:
+        return []
+    if isinstance(values, str) or not isinstance(values, (list, tuple)):
+        return [f"{variable} must be a list of IPv4/IPv6 addresses or CIDRs, not {values!r}."]
+    bad = []
+    for value in values:
+        try:
+            if not isinstance(value, str) or value != value.strip():
+                raise ValueError(value)
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            bad.append(repr(value) if isinstance(value, str) and value != value.strip() else str(value))
+    return [f"{variable} must list IPv4/IPv6 addresses or CIDRs, not: {', '.join(bad)}."] if bad else []
+
+
+def is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+class Inventory:
+    """The planner's view of the inventory.
+
+    data = {
+        "groups": {group: [host, ...]},
+        "hosts": {host: {"address": str | None, "vars": {name: value},
+                         "secrets": {name: digest or None (unset)}}},
+        "play_hosts": [host, ...],   # the hosts of this run (--limit); default: all
+    }
+    roles = {role: {input: default}} (the roles' argument specs' defaults),
+            plus "component_needs" and "need_secrets" (roles/_airflow_common/vars/main.yml)
+    """
+
+    def __init__(self, data: dict, roles: dict):
+        self.groups = {group: list(data.get("groups", {}).get(group) or []) for group in GROUPS}
+        self.hosts = data.get("hosts", {})
+        self.play_hosts = list(data.get("play_hosts") or self.members())
+        self.roles = roles
+        self.errors: list[str] = []
+
+    def members(self) -> list[str]:
+        return unique(host for group in GROUPS for host in self.groups[group])
+
+    def raw(self, host: str, name: str, default=None):
+        return self.hosts.get(host, {}).get("vars", {}).get(name, default)
+
+    def address(self, host: str) -> str | None:
+        return self.hosts.get(host, {}).get("address")
+
+    def role_default(self, name: str):
+        return self.roles["defaults"][ROLE_INPUTS[name]].get(name)
+
+    def get(self, host: str, name: str):
+        """A role input of a host as the role sees it: the inventory's value or the role's default,
+        checked for its kind; a bad value adds an error and gives the default."""
+        value = self.raw(host, name, self.role_default(name))
+        if name in PORT_INPUTS or name in COUNT_INPUTS:
+            try:
+                number = int(str(value).strip()) if not isinstance(value, bool) else None
+            except ValueError:
+                number = None
+            low, high, what = (1, 65535, "a port (1-65535)") if name in PORT_INPUTS else (1, 10000, "a whole number from 1")
+            if number is None or not low <= number <= high:
+                self.errors.append(f"{host}: {name}={value} must be {what}.")
+                return self.role_default(name)
+            return number
+        if name in IDENTIFIER_INPUTS and not re.fullmatch(r"[a-z_][a-z0-9_]*", str(value)):
+            # The postgresql role's preflight says what it accepts; here only stop a bad name spreading.
+            self.errors.append(f"{host}: {name}={value} must be a lower-case identifier ([a-z_][a-z0-9_]*).")
+            return self.role_default(name)
+        if name == "prometheus_statsd_receiver":
+            return as_bool(value)
+        return value
+
+
+def cluster_settings(inv: Inventory) -> dict:
+    """site_* settings, which must be the same for every host; defaults where unset."""
+    settings = {}
+    members = inv.members()
+    for name, default in CLUSTER_DEFAULTS.items():
+        values = {}
+        for host in members:
+            values.setdefault(repr(inv.raw(host, name, default)), []).append(host)
+        if len(values) > 1:
+            spread = "; ".join(f"{value} on {', '.join(hosts)}" for value, hosts in values.items())
+            inv.errors.append(f"{name} differs between hosts ({spread}): it is a cluster setting, set it once for all "
+                              "hosts (group_vars/all).")
+        settings[name] = inv.raw(members[0], name, default) if members else default
+    for name in ("site_tls", "site_firewall"):
+        settings[name] = as_bool(settings[name])
+    return settings
+
+
+def check_groups(inv: Inventory) -> None:
+    sizes = {group: len(inv.groups[group]) for group in GROUPS}
+    if (sizes["redis"] != 1 or sizes["postgresql"] != 1 or not sizes["scheduler"] or not sizes["api_server"]
+            or not sizes["workers"] or sizes["monitoring"] > 1):
+        inv.errors.append(
+            f"The inventory needs exactly one host in `redis` (has {sizes['redis']}) and in `postgresql` (has "
+            f"{sizes['postgresql']}), and at least one in `scheduler` ({sizes['scheduler']}), `api_server` "
+            f"({sizes['api_server']}) and `workers` ({sizes['workers']}); at most one in `monitoring` "
+            f"({sizes['monitoring']}). See inventories/prod/hosts.yml.")
+
+
+def check_cluster_settings(inv: Inventory, settings: dict) -> None:
+    errors = inv.errors
+    for name in ("site_admin_networks", "site_worker_networks", "site_postgresql_extra_clients"):
+        errors.extend(network_errors(name, settings[name]))
+    for name in ("site_tls_extra_names",):
+        names = settings[name]
+        if not isinstance(names, list) or [n for n in names if not re.fullmatch(r"(DNS|IP):[^\s,]+", str(n))]:
+            errors.append(f"{name} must list subject alternative names as DNS:<name> or IP:<address>, not {names!r}.")
+    if not WORKER_BATCH.match(str(settings["site_worker_batch"])):
+        errors.append(f"site_worker_batch={settings['site_worker_batch']} must be a number of workers (1 or more) or a "
+                      "percentage (1%-100%): how many workers restart at a time.")
+    if settings["site_tls_cert"] is not None and (settings["site_tls_key"] is None or settings["site_tls_ca_cert"] is None):
+        errors.append("site_tls_cert needs site_tls_key (its key) and site_tls_ca_cert (the CA that signed it).")
+    if settings["site_tls_ca_key"] is not None and settings["site_tls_ca_cert"] is None:
+        errors.append("site_tls_ca_key needs site_tls_ca_cert (the CA certificate of that key).")
+    try:
+        days, renew = int(settings["site_tls_days"]), int(settings["site_tls_renew_days"])
+    except (TypeError, ValueError):
+        days, renew = 0, 0
+    if not days > renew > 0:
+        errors.append(f"site_tls_days ({settings['site_tls_days']}) must be more than site_tls_renew_days "
+                      f"({settings['site_tls_renew_days']}), and that more than 0.")
+    api_host = settings["site_api_server_host"]
+    if api_host is not None:
+        text = str(api_host).strip().lower()
+        local = text in ("", "localhost") or text.startswith("localhost.")
+        if is_ip(text):
+            local = ipaddress.ip_address(text).is_loopback or ipaddress.ip_address(text).is_unspecified
+        if local or text != str(api_host) or not re.fullmatch(r"[A-Za-z0-9.:-]+", str(api_host)):
+            errors.append(f"site_api_server_host={api_host} must be an address or name every worker reaches the api "
+                          "server at (e.g. a load balancer), never localhost, a loopback or 0.0.0.0.")
+    max_connections = settings["site_postgresql_max_connections"]
+    if max_connections is not None:
+        try:
+            valid = int(str(max_connections)) >= 20
+        except ValueError:
+            valid = False
+        if not valid:
+            errors.append(f"site_postgresql_max_connections={max_connections} must be a whole number of at least 20.")
+
+
+def host_roles(inv: Inventory, host: str, settings: dict) -> list[str]:
+    """The roles a host runs, by its groups, in the order site.yml applies them."""
+    groups = {group for group in GROUPS if host in inv.groups[group]}
+    airflow = groups & {"scheduler", "api_server", "workers", "flower"}
+    return ([role for role, group in (("redis", "redis"), ("postgresql", "postgresql")) if group in groups]
+            + (["_airflow_common"] if airflow else [])
+            + (["airflow"] if groups & {"scheduler", "api_server"} else [])
+            + (["worker"] if "workers" in groups else [])
+            + (["flower"] if "flower" in groups else [])
+            + (["prometheus"] if "monitoring" in groups else [])
+            + (["firewall"] if settings["site_firewall"] else []))
+
+
+def control_plane_components(inv: Inventory, host: str) -> list[str]:
+    return ((list(CONTROL_PLANE_COMPONENTS) if host in inv.groups["scheduler"] else [])
+            + (["api-server"] if host in inv.groups["api_server"] else []))
+
+
+def host_components(inv: Inventory, host: str) -> list[str]:
+    """Every Airflow component of a host: its airflow.cfg holds their secrets and no others."""
+    return (control_plane_components(inv, host) + (["worker"] if host in inv.groups["workers"] else [])
+            + (["flower"] if host in inv.groups["flower"] else []))
+
+
+def host_secrets(inv: Inventory, host: str, roles: list[str], components: list[str]) -> list[str]:
+    """The secret inputs a host must have: the required secrets of its roles' specs, and the shared
+    Airflow secrets its components need (a worker gets no control-plane secret)."""
+    names = [name for role in roles for name in inv.roles["secrets"].get(role, [])]
+    needs = unique(need for component in components for need in inv.roles["component_needs"][component])
+    return unique(names + [name for need in needs for name in inv.roles["need_secrets"][need]])
+
+
+def check_secrets(inv: Inventory, host_plans: dict) -> None:
+    """A secret a host needs must be set there (a reference to an undefined vault variable is not);
+    the airflow_* copies of the broker's and database's secrets are checked on the host that owns them."""
+    reported = set()
+    for host, host_plan in host_plans.items():
+        for name in host_plan["secrets"]:
+            owner, source = host, name
+            if name in SECRET_SOURCES:
+                group, source = SECRET_SOURCES[name]
+                owner = inv.groups[group][0]
+            if (owner, source) in reported:
+                continue
+            if inv.hosts.get(owner, {}).get("secrets", {}).get(source) is None:
+                reported.add((owner, source))
+                if owner == host:
+                    what = f"{source} is not set for {host}, or refers to a vault variable that is not defined ({host} runs {', '.join(host_plan['roles'])})."
+                else:
+                    what = f"{source} on {owner} is not set, or refers to a vault variable that is not defined ({host} gets it as {name})."
+                inv.errors.append(f"{what} " + VAULT_EXAMPLE.format(source))
+
+
+def check_derived_inputs(inv: Inventory, airflow_hosts: list[str], derived: dict) -> None:
+    """An Airflow host may not set an airflow_* input that site.yml takes from the broker or database."""
+    for host in airflow_hosts:
+        for name, group, source in DERIVED_INPUTS:
+            owner = inv.groups[group][0]
+            if name in SECRET_SOURCES:
+                mine = inv.hosts.get(host, {}).get("secrets", {}).get(name, "__unset__")
+                theirs = inv.hosts.get(owner, {}).get("secrets", {}).get(source)
+                differs = mine != "__unset__" and mine != theirs
+            else:
+                mine = inv.raw(host, name, "__unset__")
+                differs = mine != "__unset__" and str(mine) != str(derived[name])
+            if differs:
+                inv.errors.append(f"{name} is set for {host} and differs from {source} on {owner}. site.yml gives every "
+                                  "Airflow host the broker's and the database's own settings: set each once, on the redis "
+                                  "and postgresql hosts, and remove the airflow_* copy from the inventory.")
+
+
+def listen_ports(inv: Inventory, host: str, monitoring: bool) -> list[tuple[str, int]]:
+    """(input, port) of every service a host listens on, from its own settings."""
+    ports = []
+    if host in inv.groups["redis"]:
+        ports.append(("redis_port", inv.get(host, "redis_port")))
+    if host in inv.groups["postgresql"]:
+        ports.append(("postgresql_port", inv.get(host, "postgresql_port")))
+    if monitoring and host in inv.groups["redis"]:
+        ports.append(("redis_exporter_port", inv.get(host, "redis_exporter_port")))
+    if monitoring and host in inv.groups["postgresql"]:
+        ports.append(("postgresql_exporter_port", inv.get(host, "postgresql_exporter_port")))
+    if host in inv.groups["api_server"]:
+        ports.append(("airflow_api_server_port", inv.get(host, "airflow_api_server_port")))
+    if host in inv.groups["workers"]:
+        ports.append(("airflow_worker_log_server_port", inv.get(host, "airflow_worker_log_server_port")))
+    if host in inv.groups["flower"]:
+        ports.append(("flower_port", inv.get(host, "flower_port")))
+    if host in inv.groups["monitoring"]:
+        ports.append(("prometheus_port", inv.get(host, "prometheus_port")))
+    return ports
+
+
+def check_port_clashes(inv: Inventory, host: str, ports: list[tuple[str, int]]) -> None:
+    claims: dict[int, list[str]] = {}
+    for name, port in ports:
+        claims.setdefault(port, []).append(name)
+    clashes = [f"{' and '.join(names)} are all {port}" for port, names in claims.items() if len(names) > 1]
+    if clashes:
+        inv.errors.append(f"{host}: {'; '.join(clashes)}; give each service its own port.")
+
+
+def tls_names(host: str, address: str | None, extra: list[str]) -> list[str]:
+    """The names a host's certificate holds: its inventory name, its address (what the others
+    connect to), loopback, and site_tls_extra_names."""
+    names = [("IP:" if is_ip(host) else "DNS:") + host]
+    if address and address != host:
+        names.append("IP:" + address)
+    return names + ["DNS:localhost", "IP:127.0.0.1"] + list(extra)
+
+
+def plan(data: dict, roles: dict) -> dict:
+    """The cluster plan; raises PlanError listing every problem of the inventory."""
+    inv = Inventory(data, roles)
+    check_groups(inv)
+    if inv.errors:  # nothing else can be placed
+        raise PlanError(inv.errors)
+    settings = cluster_settings(inv)
+    check_cluster_settings(inv, settings)
+
+    groups = inv.groups
+    redis_host, postgresql_host = groups["redis"][0], groups["postgresql"][0]
+    monitoring_host = groups["monitoring"][0] if groups["monitoring"] else ""
+    control_plane = unique(groups["scheduler"] + groups["api_server"])
+    airflow_hosts = unique(groups["scheduler"] + groups["api_server"] + groups["workers"] + groups["flower"])
+
+    # Addresses: every host whose address a rule or endpoint names must have one.
+    needed = unique([redis_host, postgresql_host] + groups["api_server"] + groups["monitoring"]
+                    + (groups["flower"] if monitoring_host else [])
+                    + (airflow_hosts if settings["site_firewall"] else []))
+    unaddressed = [host for host in needed if not inv.address(host)]
+    if unaddressed:
+        inv.errors.append(f"{', '.join(unaddressed)} have no default IPv4 address (ansible_facts.default_ipv4), which "
+                          "site.yml gives the other hosts as the address of their broker, database and api server. "
+                          "Give them a default route.")
+    for host in inv.members():
+        address = inv.address(host)
+        if address and not is_ip(address):
+            inv.errors.append(f"{host}: its address {address!r} is not an IPv4/IPv6 address.")
+
+    def addresses(hosts):
+        return [inv.address(host) for host in hosts if inv.address(host)]
+
+    broker = {"host": redis_host, "address": inv.address(redis_host), "port": inv.get(redis_host, "redis_port")}
+    database = {"host": postgresql_host, "address": inv.address(postgresql_host),
+                "port": inv.get(postgresql_host, "postgresql_port"),
+                "name": inv.get(postgresql_host, "postgresql_airflow_database"),
+                "user": inv.get(postgresql_host, "postgresql_airflow_user")}
+    result_backend = {"host": postgresql_host, "address": database["address"], "port": database["port"],
+                      "name": inv.get(postgresql_host, "postgresql_result_backend_database"),
+                      "user": inv.get(postgresql_host, "postgresql_result_backend_user")}
+    api_server = {"host": groups["api_server"][0],
+                  "address": settings["site_api_server_host"] or inv.address(groups["api_server"][0]),
+                  "port": inv.get(groups["api_server"][0], "airflow_api_server_port")}
+    statsd_receiver = bool(monitoring_host) and inv.get(monitoring_host, "prometheus_statsd_receiver")
+    statsd_port = inv.get(monitoring_host, "prometheus_statsd_port") if monitoring_host else inv.role_default("prometheus_statsd_port")
+    statsd = {"host": inv.address(monitoring_host) if statsd_receiver else "", "port": statsd_port}
+    derived = {"airflow_redis_port": broker["port"], "airflow_database_port": database["port"],
+               "airflow_database_name": database["name"], "airflow_database_user": database["user"],
+               "airflow_result_backend_name": result_backend["name"], "airflow_result_backend_user": result_backend["user"]}
+    check_derived_inputs(inv, airflow_hosts, derived)
+
+    worker_networks = list(settings["site_worker_networks"] or [])
+    admin_networks = list(settings["site_admin_networks"] or [])
+    postgresql = {
+        "airflow_clients": addresses(control_plane),
+        "result_backend_clients": unique(addresses(unique(groups["scheduler"] + groups["workers"]))
+                                         + list(settings["site_postgresql_extra_clients"] or []) + worker_networks),
+    }
+    slots = sum(inv.get(host, "worker_concurrency") for host in groups["workers"])
+    api_workers = sum(inv.get(host, "airflow_api_server_workers") for host in groups["api_server"])
+    wanted = SPARE_CONNECTIONS + POOL_PER_SCHEDULER_HOST * len(groups["scheduler"]) + POOL_PER_API_WORKER * api_workers + slots
+    postgresql["max_connections"] = (int(settings["site_postgresql_max_connections"])
+                                     if settings["site_postgresql_max_connections"] is not None and not inv.errors
+                                     else (wanted + 99) // 100 * 100)
+
+    monitoring_sources = addresses([monitoring_host]) if monitoring_host else []
+    airflow_sources = addresses(airflow_hosts) + worker_networks
+    exporter_ports = {"redis": inv.get(redis_host, "redis_exporter_port"),
+                      "postgresql": inv.get(postgresql_host, "postgresql_exporter_port")}
+    prometheus_targets = []
+    if monitoring_host:
+        prometheus_targets = [
+            {"job": "redis", "targets": [f"{broker['address']}:{exporter_ports['redis']}"]},
+            {"job": "postgresql", "targets": [f"{database['address']}:{exporter_ports['postgresql']}"]},
+        ]
+    # Flower's job needs a login, flower_basic_auth of the first Flower host: a secret, named, not carried.
+    flower_target = {}
+    if monitoring_host and groups["flower"]:
+        flower_target = {
+            "job": "flower",
+            "targets": [f"{inv.address(host)}:{inv.get(host, 'flower_port')}" for host in groups["flower"]],
+            "scheme": "https" if settings["site_tls"] else "http",
+        }
+
+    hosts = {}
+    for host in inv.members():
+        roles_of_host = host_roles(inv, host, settings)
+        components = host_components(inv, host)
+        ports = listen_ports(inv, host, bool(monitoring_host))
+        check_port_clashes(inv, host, ports)
+        port_of = dict(ports)
+        rules = []
+        if "redis_port" in port_of:
+            rules.append({"name": "Redis broker: the Airflow hosts", "port": port_of["redis_port"], "sources": airflow_sources})
+        if "postgresql_port" in port_of:
+            rules.append({"name": "PostgreSQL: the clients pg_hba admits", "port": port_of["postgresql_port"],
+                          "sources": unique(postgresql["airflow_clients"] + postgresql["result_backend_clients"])})
+        if "airflow_api_server_port" in port_of:
+            rules.append({"name": "api server: the Airflow hosts (execution API) and site_admin_networks (UI, REST API)",
+                          "port": port_of["airflow_api_server_port"], "sources": airflow_sources + admin_networks})
+        if "airflow_worker_log_server_port" in port_of:
+            rules.append({"name": "worker log server: the api servers", "port": port_of["airflow_worker_log_server_port"],
+                          "sources": addresses(groups["api_server"])})
+        if "flower_port" in port_of:
+            rules.append({"name": "Flower: site_admin_networks and the monitoring host", "port": port_of["flower_port"],
+                          "sources": admin_networks + monitoring_sources})
+        if "redis_exporter_port" in port_of:
+            rules.append({"name": "Redis exporter: the monitoring host", "port": port_of["redis_exporter_port"],
+                          "sources": monitoring_sources})
+        if "postgresql_exporter_port" in port_of:
+            rules.append({"name": "PostgreSQL exporter: the monitoring host", "port": port_of["postgresql_exporter_port"],
+                          "sources": monitoring_sources})
+        if "prometheus_port" in port_of:
+            rules.append({"name": "Prometheus: site_admin_networks", "port": port_of["prometheus_port"], "sources": admin_networks})
+            rules.append({"name": "StatsD receiver: the Airflow hosts", "protocol": "udp", "port": statsd["port"],
+                          "sources": airflow_sources})
+        hosts[host] = {
+            "roles": roles_of_host,
+            "components": components,
+            "airflow_components": control_plane_components(inv, host),
+            "address": inv.address(host),
+            "listen": [{"input": name, "port": port} for name, port in ports],
+            "firewall_rules": rules,
+            "db_clean": bool(groups["scheduler"]) and host == groups["scheduler"][0],
+            "tls_names": tls_names(host, inv.address(host), settings["site_tls_extra_names"] or []),
+            "secrets": [],
+        }
+        hosts[host]["secrets"] = host_secrets(inv, host, roles_of_host, components)
+    check_secrets(inv, hosts)
+    if inv.errors:
+        raise PlanError(unique(inv.errors))
+
+    return {
+        "tls": settings["site_tls"],
+        "firewall": settings["site_firewall"],
+        "worker_batch": settings["site_worker_batch"],
+        "monitoring": {"host": monitoring_host, "enabled": bool(monitoring_host)},
+        "broker": broker,
+        "database": database,
+        "result_backend": result_backend,
+        "api_server": api_server,
+        "statsd": statsd,
+        "postgresql": postgresql,
+        "prometheus_targets": prometheus_targets,
+        "prometheus_flower_target": flower_target,
+        "prometheus_flower_login_host": groups["flower"][0] if flower_target else "",
+        "hosts": hosts,
+        "notes": limit_notes(inv, settings, hosts),
+    }
+
+
+def covered(address: str | None, networks: list[str]) -> bool:
+    if not address:
+        return False
+    ip = ipaddress.ip_address(address)
+    return any(ip in ipaddress.ip_network(network, strict=False) for network in networks)
+
+
+def limit_notes(inv: Inventory, settings: dict, hosts: dict) -> list[str]:
+    """Under --limit: what this run cannot apply because the host that would apply it is outside
+    the run (a new worker's address in pg_hba and in the firewall rules of its servers)."""
+    outside = [host for host in inv.members() if host not in inv.play_hosts]
+    if not outside:
+        return []
+    notes = []
+    admitted_ahead = list(settings["site_worker_networks"] or []) + list(settings["site_postgresql_extra_clients"] or [])
+    for host in inv.play_hosts:
+        if host not in inv.groups["workers"] or covered(inv.address(host), admitted_ahead):
+            continue
+        servers = [inv.groups["postgresql"][0]] + ([inv.groups["redis"][0]] + inv.groups["api_server"]
+                                                   if settings["site_firewall"] else [])
+        missed = [server for server in unique(servers) if server in outside]
+        if missed:
+            notes.append(f"{host} ({inv.address(host)}) is admitted by {', '.join(missed)} only after site.yml runs there "
+                         "(pg_hba, firewall) unless an earlier run already did; list the workers' networks in "
+                         "site_worker_networks to admit new workers ahead of time.")
+    return notes
+
+
+def peers_to_address(data: dict, roles: dict) -> list[str]:
+    """Hosts outside this run whose address the plan needs and does not have (no facts, no cache):
+    the caller gathers their facts, then plans."""
+    inv = Inventory(data, roles)
+    members = inv.members()
+    firewall = as_bool(inv.raw(members[0], "site_firewall", False)) if members else False
+    groups = inv.groups
+    needed = (groups["redis"] + groups["postgresql"] + groups["api_server"] + groups["monitoring"]
+              + (groups["flower"] if groups["monitoring"] else [])
+              + (members if firewall else []))
+    return [host for host in unique(needed) if host not in inv.play_hosts and not inv.address(host)]
+
+
+def load_roles(roles_dir) -> dict:
+    """What the planner needs of the roles, read from their own files: each role's defaults and
+    required secrets (meta/argument_specs.yml), and which shared Airflow secrets each component needs
+    (roles/_airflow_common/vars/main.yml)."""
+    from pathlib import Path
+
+    import yaml
+
+    roles_dir = Path(roles_dir)
+    defaults, secrets, specs = {}, {}, {}
+    for spec_file in sorted(roles_dir.glob("*/meta/argument_specs.yml")):
+        role = spec_file.parent.parent.name
+        entry = "host" if role == "_airflow_common" else "main"
+        options = yaml.safe_load(spec_file.read_text())["argument_specs"][entry].get("options", {})
+        specs[role] = options
+        defaults[role] = {name: option.get("default") for name, option in options.items()}
+        secrets[role] = [name for name, option in options.items() if option.get("required") and option.get("no_log")]
+    common = yaml.safe_load((roles_dir / "_airflow_common" / "vars" / "main.yml").read_text())
+    return {"defaults": defaults, "secrets": secrets, "specs": specs,
+            "component_needs": common["__airflow_common_component_needs"],
+            "need_secrets": common["__airflow_common_need_secrets"]}
+
+
+def secret_names(roles: dict) -> list[str]:
+    """Every secret input the planner may ask a host for."""
+    return unique([name for names in roles["secrets"].values() for name in names]
+                  + [name for names in roles["need_secrets"].values() for name in names]
+                  + [source for _, source in SECRET_SOURCES.values()])

@@ -1,0 +1,462 @@
+"""The cluster plan (plugins/plugin_utils/cluster_plan.py): inventory shapes, cross-checks and
+every error message, with the roles' real defaults. Pure Python: no hosts, no Ansible."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import ipaddress
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "plugins" / "plugin_utils"))
+import cluster_plan  # noqa: E402
+
+ROLES = cluster_plan.load_roles(ROOT / "roles")
+# Every secret an inventory sets (as group_vars/all does); not the airflow_* copies of the broker's
+# and database's passwords, which site.yml derives.
+SECRETS = {name: hashlib.sha256(name.encode()).hexdigest() for name in cluster_plan.secret_names(ROLES)
+           if name not in cluster_plan.SECRET_SOURCES}
+
+
+def inventory(groups: dict, addresses: dict | None = None, common: dict | None = None, host_vars: dict | None = None,
+              play_hosts: list | None = None, secrets: dict | None = None) -> dict:
+    """An inventory as the action plugin reads it: every host gets every secret (as group_vars/all
+    does) unless `secrets` says otherwise; addresses 10.0.0.N in order of appearance by default."""
+    members = cluster_plan.unique(host for hosts in groups.values() for host in hosts)
+    addresses = addresses or {host: f"10.0.0.{n}" for n, host in enumerate(members, start=1)}
+    hosts = {}
+    for host in members:
+        own = dict(common or {}, **(host_vars or {}).get(host, {}))
+        hosts[host] = {"address": addresses.get(host), "vars": own,
+                       "secrets": dict(SECRETS, **(secrets or {}).get(host, {}))}
+    return {"groups": groups, "hosts": hosts, "play_hosts": play_hosts or members}
+
+
+def plan(data):
+    return cluster_plan.plan(data, ROLES)
+
+
+def errors(data) -> list[str]:
+    with pytest.raises(cluster_plan.PlanError) as caught:
+        plan(data)
+    return caught.value.errors
+
+
+def one_error(data) -> str:
+    found = errors(data)
+    assert len(found) == 1, found
+    return found[0]
+
+
+# --- inventory shapes --------------------------------------------------------------------------
+
+ALL_IN_ONE = {"redis": ["aio"], "postgresql": ["aio"], "scheduler": ["aio"], "api_server": ["aio"], "workers": ["aio"]}
+SPLIT = {"redis": ["data"], "postgresql": ["data"], "scheduler": ["core"], "api_server": ["core"],
+         "workers": ["w1", "w2"], "flower": ["core"]}
+# the prod example (inventories/prod/hosts.yml)
+PROD = yaml.safe_load((ROOT / "inventories" / "prod" / "hosts.yml").read_text())["all"]["children"]
+PROD = {group: list(body["hosts"]) for group, body in PROD.items()}
+# the cluster scenario (molecule/cluster/molecule.yml)
+CLUSTER = {"redis": ["cl-broker"], "postgresql": ["cl-db"], "scheduler": ["cl-scheduler"], "api_server": ["cl-api"],
+           "workers": ["cl-worker1", "cl-worker2"], "flower": ["cl-broker"], "monitoring": ["cl-db"]}
+DEMO = yaml.safe_load((ROOT / "inventories" / "demo" / "hosts.yml").read_text())["all"]["children"]
+DEMO = {group: list((body or {}).get("hosts") or []) for group, body in DEMO.items()}
+
+SHAPES = {
+    "all-in-one": (ALL_IN_ONE, {}),
+    "split": (SPLIT, {}),
+    "two-schedulers": (dict(SPLIT, scheduler=["s1", "s2"]), {}),
+    "two-api-servers": (dict(SPLIT, api_server=["a1", "a2"]), {}),
+    "worker-only-host": (dict(SPLIT, workers=["w1"]), {}),
+    "monitoring": (CLUSTER, {}),
+    "tls": (SPLIT, {"site_tls": True}),
+    "firewall": (CLUSTER, {"site_firewall": True, "site_admin_networks": ["192.0.2.0/24"]}),
+    "tls-and-firewall": (CLUSTER, {"site_tls": True, "site_firewall": True}),
+    "prod": (PROD, {"site_tls": True, "site_firewall": True, "site_admin_networks": ["10.20.0.0/16"]}),
+    "demo": (DEMO, {}),
+    "worker-networks": (SPLIT, {"site_firewall": True, "site_worker_networks": ["10.9.0.0/24"],
+                                "site_postgresql_extra_clients": ["10.8.0.0/24"]}),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_shape_plans(shape):
+    groups, common = SHAPES[shape]
+    result = plan(inventory(groups, common=common))
+    members = cluster_plan.unique(h for hosts in groups.values() for h in hosts)
+    assert sorted(result["hosts"]) == sorted(members)
+    assert result["broker"]["host"] == groups["redis"][0]
+    assert result["database"]["host"] == groups["postgresql"][0]
+
+
+def served_by(result, host, port, protocol="tcp"):
+    return [rule for rule in result["hosts"][host]["firewall_rules"]
+            if rule["port"] == port and rule.get("protocol", "tcp") == protocol]
+
+
+def admits(sources, address):
+    return any(ipaddress.ip_address(address) in ipaddress.ip_network(s, strict=False) for s in sources)
+
+
+@pytest.mark.parametrize("shape", [s for s in SHAPES if SHAPES[s][1].get("site_firewall")])
+def test_every_client_endpoint_has_a_firewall_rule_and_pg_hba_line(shape):
+    """Cross-check: each endpoint a host's components use is open to that host, and PostgreSQL admits
+    exactly the clients that hold its logins."""
+    groups, common = SHAPES[shape]
+    result = plan(inventory(groups, common=common))
+    for host, mine in result["hosts"].items():
+        address, components = mine["address"], mine["components"]
+        if components:  # every Airflow host talks to the broker and the api server
+            assert served_by(result, result["broker"]["host"], result["broker"]["port"])[0]["sources"], host
+            assert admits(served_by(result, result["broker"]["host"], result["broker"]["port"])[0]["sources"], address)
+            api = result["api_server"]
+            for api_host in groups["api_server"]:
+                assert admits(served_by(result, api_host, api["port"])[0]["sources"], address), (host, api_host)
+        db = served_by(result, result["database"]["host"], result["database"]["port"])[0]["sources"]
+        metadata = {"scheduler", "dag-processor", "triggerer", "api-server"} & set(components)
+        results = {"scheduler", "worker"} & set(components)
+        assert (address in result["postgresql"]["airflow_clients"]) == bool(metadata), host
+        assert admits(result["postgresql"]["result_backend_clients"], address) == bool(results) or \
+            admits(common.get("site_worker_networks", []) + common.get("site_postgresql_extra_clients", []), address), host
+        if metadata or results:
+            assert admits(db, address), host
+        if "worker" in components:
+            for api_host in groups["api_server"]:
+                log = served_by(result, host, 8793)[0]["sources"]
+                assert result["hosts"][api_host]["address"] in log
+
+
+@pytest.mark.parametrize("shape", [s for s in SHAPES if SHAPES[s][1].get("site_firewall")])
+def test_nothing_else_is_open(shape):
+    """Every rule opens a port the host listens on, and only to sources the rules name."""
+    groups, common = SHAPES[shape]
+    result = plan(inventory(groups, common=common))
+    for host, mine in result["hosts"].items():
+        listening = {entry["port"] for entry in mine["listen"]} | (
+            {result["statsd"]["port"]} if host in groups.get("monitoring", []) else set())
+        assert {rule["port"] for rule in mine["firewall_rules"]} == listening, host
+        for rule in mine["firewall_rules"]:
+            for source in rule["sources"]:
+                ipaddress.ip_network(source, strict=False)  # an address or CIDR, nothing else
+
+
+def test_split_plan_golden():
+    result = plan(inventory(SPLIT))
+    assert result["broker"] == {"host": "data", "address": "10.0.0.1", "port": 6379}
+    assert result["database"] == {"host": "data", "address": "10.0.0.1", "port": 5432, "name": "airflow", "user": "airflow"}
+    assert result["result_backend"]["user"] == "airflow_celery"
+    assert result["api_server"] == {"host": "core", "address": "10.0.0.2", "port": 8080}
+    assert result["postgresql"] == {"airflow_clients": ["10.0.0.2"],
+                                    "result_backend_clients": ["10.0.0.2", "10.0.0.3", "10.0.0.4"],
+                                    # 20 + 45 + 15 x 2 + 16 x 2 = 127
+                                    "max_connections": 200}
+    assert result["hosts"]["core"]["components"] == ["scheduler", "dag-processor", "triggerer", "api-server", "flower"]
+    assert result["hosts"]["core"]["roles"] == ["_airflow_common", "airflow", "flower"]
+    assert result["hosts"]["data"]["roles"] == ["redis", "postgresql"]
+    assert result["hosts"]["w1"]["components"] == ["worker"]
+    assert result["hosts"]["w1"]["airflow_components"] == []
+    assert result["hosts"]["core"]["db_clean"] and not result["hosts"]["w1"]["db_clean"]
+    assert result["hosts"]["data"]["firewall_rules"] and not result["firewall"]
+    assert result["statsd"] == {"host": "", "port": 8125}
+    assert result["prometheus_targets"] == []
+    assert result["notes"] == []
+
+
+def test_worker_gets_no_control_plane_secret():
+    result = plan(inventory(SPLIT))
+    assert set(result["hosts"]["w1"]["secrets"]) == {"airflow_redis_password", "airflow_result_backend_password",
+                                                     "airflow_api_secret_key"}
+    assert "airflow_fernet_key" in result["hosts"]["core"]["secrets"]
+    assert "flower_basic_auth" in result["hosts"]["core"]["secrets"]
+    assert {"redis_password", "postgresql_airflow_password"} <= set(result["hosts"]["data"]["secrets"])
+
+
+def test_plan_carries_no_secret_value():
+    result = plan(inventory(CLUSTER, common={"site_firewall": True}))
+    text = repr(result)
+    for value in SECRETS.values():
+        assert value not in text
+
+
+def test_monitoring_plan_golden():
+    result = plan(inventory(CLUSTER, common={"site_tls": True}))
+    # cl-broker 10.0.0.1, cl-db 10.0.0.2 (groups in order of appearance)
+    assert result["monitoring"] == {"host": "cl-db", "enabled": True}
+    assert result["statsd"] == {"host": "10.0.0.2", "port": 8125}
+    assert result["prometheus_targets"] == [
+        {"job": "redis", "targets": ["10.0.0.1:9121"]},
+        {"job": "postgresql", "targets": ["10.0.0.2:9187"]},
+    ]
+    assert result["prometheus_flower_target"] == {"job": "flower", "targets": ["10.0.0.1:5555"], "scheme": "https"}
+    assert result["prometheus_flower_login_host"] == "cl-broker"
+    assert plan(inventory(dict(CLUSTER, flower=[])))["prometheus_flower_target"] == {}
+    assert plan(inventory(SPLIT))["prometheus_flower_target"] == {}
+    assert [entry["input"] for entry in result["hosts"]["cl-db"]["listen"]] == [
+        "postgresql_port", "postgresql_exporter_port", "prometheus_port"]
+
+
+def test_statsd_receiver_off_leaves_statsd_host_empty():
+    result = plan(inventory(CLUSTER, host_vars={"cl-db": {"prometheus_statsd_receiver": "false"}}))
+    assert result["statsd"]["host"] == ""
+
+
+def test_max_connections_counts_slots_schedulers_and_api_workers():
+    groups = dict(SPLIT, scheduler=["s1", "s2"], api_server=["a1", "a2"])
+    result = plan(inventory(groups, common={"airflow_api_server_workers": 4},
+                            host_vars={"w1": {"worker_concurrency": 64}, "w2": {"worker_concurrency": "32"}}))
+    # 20 + 2 x 45 + 2 x 4 x 15 + 64 + 32 = 326
+    assert result["postgresql"]["max_connections"] == 400
+    assert plan(inventory(SPLIT, common={"site_postgresql_max_connections": 250}))["postgresql"]["max_connections"] == 250
+
+
+def test_settings_of_the_broker_and_database_reach_every_endpoint():
+    result = plan(inventory(SPLIT, host_vars={"data": {"redis_port": 6380, "postgresql_port": "5433",
+                                                        "postgresql_airflow_database": "meta"}}))
+    assert result["broker"]["port"] == 6380
+    assert result["database"]["port"] == 5433 and result["result_backend"]["port"] == 5433
+    assert result["database"]["name"] == "meta"
+
+
+def test_api_server_host_override():
+    result = plan(inventory(dict(SPLIT, api_server=["a1", "a2"]), common={"site_api_server_host": "airflow.example.com"}))
+    assert result["api_server"]["address"] == "airflow.example.com"
+
+
+def test_tls_names():
+    result = plan(inventory(SPLIT, addresses={"data": "10.0.0.1", "core": "10.0.0.2", "w1": "10.0.0.3", "w2": "10.0.0.4"},
+                            common={"site_tls_extra_names": ["DNS:airflow.example.com"]}))
+    assert result["hosts"]["core"]["tls_names"] == ["DNS:core", "IP:10.0.0.2", "DNS:localhost", "IP:127.0.0.1",
+                                                    "DNS:airflow.example.com"]
+    by_ip = plan(inventory({g: ["10.0.0.7"] for g in ALL_IN_ONE}, addresses={"10.0.0.7": "10.0.0.7"}))
+    assert by_ip["hosts"]["10.0.0.7"]["tls_names"] == ["IP:10.0.0.7", "DNS:localhost", "IP:127.0.0.1"]
+
+
+def test_firewall_rules_golden_for_the_cluster_scenario():
+    result = plan(inventory(CLUSTER, common={"site_firewall": True, "site_admin_networks": ["172.30.0.1"],
+                                             "site_worker_networks": ["10.0.0.99"]}))
+    airflow = ["10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.1", "10.0.0.99"]
+    assert result["hosts"]["cl-broker"]["firewall_rules"] == [
+        {"name": "Redis broker: the Airflow hosts", "port": 6379, "sources": airflow},
+        {"name": "Flower: site_admin_networks and the monitoring host", "port": 5555, "sources": ["172.30.0.1", "10.0.0.2"]},
+        {"name": "Redis exporter: the monitoring host", "port": 9121, "sources": ["10.0.0.2"]},
+    ]
+    assert result["hosts"]["cl-worker1"]["firewall_rules"] == [
+        {"name": "worker log server: the api servers", "port": 8793, "sources": ["10.0.0.4"]}]
+    db_rules = {rule["name"]: rule for rule in result["hosts"]["cl-db"]["firewall_rules"]}
+    assert db_rules["PostgreSQL: the clients pg_hba admits"]["sources"] == [
+        "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.99"]
+    assert db_rules["StatsD receiver: the Airflow hosts"] == {
+        "name": "StatsD receiver: the Airflow hosts", "protocol": "udp", "port": 8125, "sources": airflow}
+    assert result["hosts"]["cl-db"]["roles"][-1] == "firewall"
+
+
+def test_decommissioned_worker_leaves_every_rule():
+    """A worker taken out of `workers` (playbooks/decommission_worker.yml, then the inventory) is in
+    no pg_hba line and no firewall source of the next run."""
+    before = plan(inventory(SPLIT, common={"site_firewall": True}))
+    after = plan(inventory(dict(SPLIT, workers=["w1"]), addresses={"data": "10.0.0.1", "core": "10.0.0.2", "w1": "10.0.0.3"},
+                           common={"site_firewall": True}))
+    assert "10.0.0.4" in before["postgresql"]["result_backend_clients"]
+    assert "10.0.0.4" not in repr(after)
+    assert after["postgresql"]["max_connections"] <= before["postgresql"]["max_connections"]
+
+
+# --- --limit ----------------------------------------------------------------------------------
+
+def test_limit_to_a_new_worker_notes_what_it_cannot_apply():
+    groups = dict(SPLIT, workers=["w1", "w2", "w3"])
+    result = plan(inventory(groups, play_hosts=["w3"], common={"site_firewall": True}))
+    assert len(result["notes"]) == 1
+    assert result["notes"][0].startswith("w3 (10.0.0.5) is admitted by data, core only after site.yml runs there")
+
+
+def test_limit_to_a_worker_admitted_ahead_needs_no_note():
+    groups = dict(SPLIT, workers=["w1", "w2", "w3"])
+    result = plan(inventory(groups, play_hosts=["w3"], common={"site_worker_networks": ["10.0.0.0/24"]}))
+    assert result["notes"] == []
+
+
+def test_peers_to_address_under_limit():
+    groups = dict(SPLIT, workers=["w1", "w2", "w3"])
+    data = inventory(groups, play_hosts=["w3"], addresses={"w3": "10.0.0.5"})
+    assert cluster_plan.peers_to_address(data, ROLES) == ["data", "core"]
+    firewall = inventory(groups, play_hosts=["w3"], addresses={"w3": "10.0.0.5"}, common={"site_firewall": True})
+    assert cluster_plan.peers_to_address(firewall, ROLES) == ["data", "core", "w1", "w2"]
+    assert cluster_plan.peers_to_address(inventory(groups), ROLES) == []
+
+
+# --- every error names the host, the variable and what is accepted ----------------------------
+
+@pytest.mark.parametrize(("groups", "expected"), [
+    (dict(SPLIT, redis=["data", "w1"]), "exactly one host in `redis` (has 2)"),
+    (dict(SPLIT, postgresql=["data", "w1"]), "`postgresql` (has 2)"),
+    (dict(SPLIT, scheduler=[]), "`scheduler` (0)"),
+    (dict(SPLIT, api_server=[]), "`api_server` (0)"),
+    (dict(SPLIT, workers=[]), "`workers` (0)"),
+    (dict(SPLIT, monitoring=["w1", "w2"]), "at most one in `monitoring` (2)"),
+])
+def test_group_sizes(groups, expected):
+    assert expected in one_error(inventory(groups))
+
+
+def test_missing_address():
+    data = inventory(SPLIT)
+    data["hosts"]["data"]["address"] = None
+    assert one_error(data).startswith("data have no default IPv4 address")
+
+
+def test_worker_without_address_is_fine_without_firewall():
+    data = inventory(SPLIT)
+    data["hosts"]["w2"]["address"] = None
+    assert "w2" in plan(data)["hosts"]
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("site_admin_networks", ["office"], "site_admin_networks must list IPv4/IPv6 addresses or CIDRs, not: office."),
+    ("site_admin_networks", ["10.0.0.0/8\n"], "site_admin_networks must list IPv4/IPv6 addresses or CIDRs, not: '10.0.0.0/8\\n'."),
+    ("site_worker_networks", ["10.0.0.300/8"], "site_worker_networks must list IPv4/IPv6 addresses or CIDRs, not: 10.0.0.300/8."),
+    ("site_worker_networks", ["10.0.0.0/33"], "not: 10.0.0.0/33"),
+    ("site_worker_networks", "10.0.0.0/8", "site_worker_networks must be a list"),
+    ("site_postgresql_extra_clients", ["10.0.0.300/8"], "site_postgresql_extra_clients must list"),
+    ("site_postgresql_extra_clients", ["all"], "not: all"),
+    ("site_worker_batch", "0%", "site_worker_batch=0% must be a number of workers (1 or more) or a percentage"),
+    ("site_worker_batch", 0, "site_worker_batch=0 must be"),
+    ("site_worker_batch", "101%", "site_worker_batch=101% must be"),
+    ("site_worker_batch", "2\n", "site_worker_batch=2\n must be"),
+    ("site_tls_days", 20, "site_tls_days (20) must be more than site_tls_renew_days (30)"),
+    ("site_tls_renew_days", 0, "site_tls_days (365) must be more than site_tls_renew_days (0), and that more than 0."),
+    ("site_tls_cert", "/tmp/host.crt", "site_tls_cert needs site_tls_key (its key) and site_tls_ca_cert"),
+    ("site_tls_ca_key", "/tmp/ca.key", "site_tls_ca_key needs site_tls_ca_cert"),
+    ("site_tls_extra_names", ["airflow.example.com"], "site_tls_extra_names must list subject alternative names as DNS:"),
+    ("site_api_server_host", "localhost", "site_api_server_host=localhost must be an address"),
+    ("site_api_server_host", "127.0.0.1", "site_api_server_host=127.0.0.1 must be"),
+    ("site_api_server_host", "::1", "site_api_server_host=::1 must be"),
+    ("site_api_server_host", "0.0.0.0", "site_api_server_host=0.0.0.0 must be"),
+    ("site_api_server_host", "lb.example.com\n", "must be an address or name every worker reaches"),
+    ("site_postgresql_max_connections", 5, "site_postgresql_max_connections=5 must be a whole number of at least 20."),
+    ("site_postgresql_max_connections", "lots", "site_postgresql_max_connections=lots must be"),
+])
+def test_bad_cluster_setting(name, value, expected):
+    assert expected in one_error(inventory(SPLIT, common={name: value}))
+
+
+def test_good_cluster_settings():
+    good = {"site_admin_networks": ["192.0.2.0/24", "2001:db8::/32", "198.51.100.7"], "site_worker_batch": "25%",
+            "site_tls_cert": "/c", "site_tls_key": "/k", "site_tls_ca_cert": "/ca", "site_api_server_host": "lb.example.com",
+            "site_tls_extra_names": ["DNS:airflow.example.com", "IP:192.0.2.10"]}
+    assert plan(inventory(SPLIT, common=good))
+
+
+def test_cluster_setting_set_differently_per_host():
+    message = one_error(inventory(SPLIT, host_vars={"w1": {"site_firewall": True}}))
+    assert message.startswith("site_firewall differs between hosts (False on data, core, w2; True on w1)")
+    assert "set it once for all hosts (group_vars/all)" in message
+
+
+@pytest.mark.parametrize(("host", "name", "value", "expected"), [
+    ("data", "redis_port", "six", "data: redis_port=six must be a port (1-65535)."),
+    ("data", "postgresql_port", 70000, "data: postgresql_port=70000 must be a port"),
+    ("core", "flower_port", 0, "core: flower_port=0 must be a port"),
+    ("w1", "worker_concurrency", "many", "w1: worker_concurrency=many must be a whole number from 1."),
+    ("w1", "worker_concurrency", 0, "w1: worker_concurrency=0 must be"),
+    ("core", "airflow_api_server_workers", True, "core: airflow_api_server_workers=True must be"),
+    ("data", "postgresql_airflow_user", "Airflow-User", "data: postgresql_airflow_user=Airflow-User must be a lower-case identifier"),
+])
+def test_bad_role_input(host, name, value, expected):
+    assert expected in one_error(inventory(SPLIT, host_vars={host: {name: value}}))
+
+
+@pytest.mark.parametrize(("host_vars", "groups", "expected"), [
+    ({"data": {"flower_port": 6379}}, dict(SPLIT, flower=["data"]), "data: redis_port and flower_port are all 6379; give each"),
+    ({"core": {"airflow_api_server_port": 5555}}, SPLIT, "core: airflow_api_server_port and flower_port are all 5555"),
+    ({"aio": {"airflow_api_server_port": 5432}}, ALL_IN_ONE, "aio: postgresql_port and airflow_api_server_port are all 5432"),
+    ({"cl-broker": {"redis_exporter_port": 5555}}, CLUSTER, "cl-broker: redis_exporter_port and flower_port are all 5555"),
+    ({"cl-db": {"prometheus_port": 9187}}, CLUSTER, "cl-db: postgresql_exporter_port and prometheus_port are all 9187"),
+])
+def test_port_clashes(host_vars, groups, expected):
+    assert expected in one_error(inventory(groups, host_vars=host_vars))
+
+
+def test_exporter_ports_clash_only_with_monitoring():
+    """Without a monitoring host the exporters do not run: their ports claim nothing."""
+    assert plan(inventory(dict(SPLIT, flower=["data"]), host_vars={"data": {"redis_exporter_port": 5555, "flower_port": 5555}}))
+
+
+@pytest.mark.parametrize(("host", "secret", "expected"), [
+    ("data", "redis_password", "redis_password is not set for data, or refers to a vault variable that is not defined"),
+    ("data", "postgresql_result_backend_password", "postgresql_result_backend_password is not set for data"),
+    ("core", "airflow_jwt_secret", "airflow_jwt_secret is not set for core"),
+    ("core", "flower_basic_auth", "flower_basic_auth is not set for core"),
+    ("w1", "airflow_api_secret_key", "airflow_api_secret_key is not set for w1"),
+])
+def test_missing_secret(host, secret, expected):
+    message = one_error(inventory(SPLIT, secrets={host: {secret: None}}))
+    assert expected in message
+    assert f'{secret}: "{{{{ vault_{secret} }}}}"' in message
+
+
+def test_worker_needs_no_control_plane_secret():
+    data = inventory(SPLIT, secrets={w: {"airflow_fernet_key": None, "airflow_jwt_secret": None,
+                                         "airflow_admin_password": None} for w in ("w1", "w2")})
+    assert plan(data)
+
+
+def test_missing_secret_is_reported_once_on_its_owner():
+    message = one_error(inventory(SPLIT, secrets={"data": {"redis_password": None}}))
+    assert message.startswith("redis_password is not set for data")
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("airflow_redis_password", "another", "airflow_redis_password is set for w2 and differs from redis_password on data."),
+    ("airflow_database_port", 5433, "airflow_database_port is set for w2 and differs from postgresql_port on data."),
+    ("airflow_result_backend_user", "other", "airflow_result_backend_user is set for w2 and differs from "
+                                             "postgresql_result_backend_user on data."),
+])
+def test_airflow_copy_of_a_server_setting(name, value, expected):
+    if "password" in name:
+        data = inventory(SPLIT, secrets={"w2": {name: hashlib.sha256(value.encode()).hexdigest()}})
+    else:
+        data = inventory(SPLIT, host_vars={"w2": {name: value}})
+    assert expected in one_error(data)
+
+
+def test_airflow_copy_equal_to_the_server_setting_is_accepted():
+    data = inventory(SPLIT, host_vars={"w2": {"airflow_database_port": "5432"}},
+                     secrets={"w2": {"airflow_redis_password": SECRETS["redis_password"]}})
+    assert plan(data)
+
+
+def test_every_error_at_once():
+    data = inventory(SPLIT, common={"site_worker_batch": "0", "site_admin_networks": ["office"]},
+                     host_vars={"w1": {"worker_concurrency": "x"}}, secrets={"data": {"redis_password": None}})
+    assert len(errors(data)) == 4
+
+
+def test_an_address_that_is_not_an_ip():
+    data = inventory(SPLIT)
+    data["hosts"]["w1"]["address"] = "10.0.0.3\n"
+    assert one_error(data).startswith("w1: its address '10.0.0.3\\n' is not an IPv4/IPv6 address.")
+
+
+# --- the planner reads the roles' own files ------------------------------------------------------
+
+def test_defaults_come_from_the_roles_argument_specs():
+    for name, role in cluster_plan.ROLE_INPUTS.items():
+        assert name in ROLES["defaults"][role], (name, role)
+        assert ROLES["defaults"][role][name] is not None, name
+
+
+def test_component_needs_cover_every_component():
+    assert set(ROLES["component_needs"]) == {"api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower"}
+
+
+def test_plan_does_not_change_its_input():
+    data = inventory(CLUSTER, common={"site_firewall": True})
+    before = copy.deepcopy(data)
+    plan(data)
+    assert data == before
