@@ -78,7 +78,7 @@ def test_the_upgrade_ran_and_installed_the_new_version_everywhere(upgrade):
 
 # A task rides out an api server silence of about 48 s (airflow_execution_api_retries 25 x
 # airflow_execution_api_retry_wait 2 s); one longer than that (a restart on an overloaded machine) fails
-# the tries in flight, as README's rolling-upgrade section says, and their retries run them again.
+# the tries in flight, as docs/operations.md ("Upgrading Airflow") says, and their retries run them again.
 API_SILENCE_TOLERATED = 40
 
 

@@ -1,4 +1,4 @@
-"""Day-2 operations on one host (top-level README, "Cleanup" and "Rotating the Fernet key"): the
+"""Day-2 operations on one host (docs/operations.md, "Cleanup" and "Rotating the Fernet key"): the
 daily cleanups delete what is old and keep what is recent, and a rotation to a new Fernet key
 re-encrypts what the old one encrypted, so the old key can go.
 
@@ -128,7 +128,7 @@ def rotation(run):
 
 def test_fernet_key_rotation_keeps_connections_readable(host, tmp_path):
     """NEW,OLD re-encrypts once (a second run changes nothing); then NEW alone decrypts the
-    connection OLD encrypted, so the second step of the README's procedure (NEW alone in the
+    connection OLD encrypted, so the second step of the procedure in docs/operations.md (NEW alone in the
     inventory) loses nothing. That step's run itself is an ordinary change of airflow.cfg."""
     def password(key=None):
         """The connection's password as Airflow reads it, with airflow.cfg's keys or this one only
