@@ -1,0 +1,198 @@
+# Copyright: airflow_ops.celery contributors
+# Apache License 2.0 (see galaxy.yml)
+"""The checks of each role's inputs that a type in meta/argument_specs.yml cannot express, one
+function per role: `CHECKS[role](values, ctx)` returns one message per problem, each naming the
+variable and what is accepted; a message about a secret names it, never its value. Addresses and
+networks go through `ipaddress`.
+
+The action plugin `airflow_ops.celery.role_preflight` reads a role's inputs (every option of its
+argument spec) into `values`; tests/unit/test_role_inputs.py calls the functions with dicts. The
+shared Airflow inputs have their own module, airflow_inputs.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def is_network(value) -> bool:
+    """One IPv4/IPv6 address or network (CIDR), with nothing around it."""
+    if not isinstance(value, str) or value != value.strip() or not value:
+        return False
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def not_networks(values) -> list[str]:
+    return [str(value) for value in values or [] if not is_network(value)]
+
+
+def whole(value):
+    """An int input as the argument spec accepts it (an int, or a string of one); else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        return None
+
+
+def port(value) -> bool:
+    number = whole(value)
+    return number is not None and 1 <= number <= 65535
+
+
+def identifier(value) -> bool:
+    return bool(IDENTIFIER.fullmatch(str(value)))
+
+
+def redis(v: dict, ctx: dict) -> list[str]:
+    errors = []
+    password = str(v.get("redis_password") or "")
+    if len(password) < 12 or re.search(r"\s", password):
+        errors.append('redis_password must be at least 12 characters without whitespace. Set it from Ansible Vault, e.g. '
+                      'redis_password: "{{ vault_redis_password }}".')
+    bind = v.get("redis_bind") or []
+    if not bind or "" in bind or not re.fullmatch(r"[0-9]+([kKmMgG][bB]?)?", str(v.get("redis_maxmemory"))) \
+            or not port(v.get("redis_port")):
+        errors.append(f"Invalid Redis settings: redis_bind={bind} (every entry must be an address; an empty one means this "
+                      "host has no default IPv4 route, so set redis_bind explicitly), "
+                      f"redis_maxmemory={v.get('redis_maxmemory')} (e.g. 0, 512mb, 2gb), redis_port={v.get('redis_port')} (1-65535).")
+    tls = [str(v.get(name) or "") for name in ("redis_tls_cert_file", "redis_tls_key_file", "redis_tls_ca_file")]
+    if len([path for path in tls if path]) not in (0, 3):
+        errors.append("Set all of redis_tls_cert_file, redis_tls_key_file and redis_tls_ca_file (TLS), or none (plain TCP): "
+                      f'redis_tls_cert_file="{tls[0]}", redis_tls_key_file="{tls[1]}", redis_tls_ca_file="{tls[2]}".')
+    if v.get("redis_exporter_enabled") and (not str(v.get("redis_exporter_address") or "")
+                                            or not port(v.get("redis_exporter_port"))
+                                            or whole(v.get("redis_exporter_port")) == whole(v.get("redis_port"))):
+        errors.append(f'Invalid exporter settings: redis_exporter_address="{v.get("redis_exporter_address") or ""}" (empty: set it, '
+                      f"or redis_bind), redis_exporter_port={v.get('redis_exporter_port')} (1-65535, not redis_port "
+                      f"{v.get('redis_port')}).")
+    fixed = list(ctx.get("fixed_directives", []))
+    overridden = [key.lower() for key in (v.get("redis_extra_config") or {}) if key.lower() in fixed]
+    if overridden:
+        errors.append(f"redis_extra_config may not set {', '.join(overridden)}: the role fixes {', '.join(fixed)} (a Celery "
+                      "broker must persist and never evict messages; address, port and password have their own inputs).")
+    return errors
+
+
+def postgresql(v: dict, ctx: dict) -> list[str]:
+    errors = []
+    for name in ("postgresql_airflow_password", "postgresql_result_backend_password"):
+        if len(str(v.get(name) or "")) < 12:
+            errors.append(f"{name} must be at least 12 characters. Set it from Ansible Vault (vault_{name}).")
+    users = (v.get("postgresql_airflow_user"), v.get("postgresql_result_backend_user"))
+    databases = (v.get("postgresql_airflow_database"), v.get("postgresql_result_backend_database"))
+    if users[0] == users[1] or databases[0] == databases[1]:
+        errors.append(f"postgresql_result_backend_user ({users[1]}) must differ from postgresql_airflow_user ({users[0]}), and "
+                      f"postgresql_result_backend_database ({databases[1]}) from postgresql_airflow_database ({databases[0]}): "
+                      "workers log in to the result backend and must not reach the Airflow metadata.")
+    listen = v.get("postgresql_listen_addresses") or []
+    airflow_bad = not_networks(v.get("postgresql_airflow_clients"))
+    backend_bad = not_networks(v.get("postgresql_result_backend_clients"))
+    cert, key = str(v.get("postgresql_tls_cert_file") or ""), str(v.get("postgresql_tls_key_file") or "")
+    max_connections = v.get("postgresql_max_connections")
+    if (not listen or "" in listen or airflow_bad or backend_bad
+            or not all(identifier(name) for name in users + databases)
+            or not re.fullmatch(r"[0-9]+(kB|MB|GB|TB)?", str(v.get("postgresql_shared_buffers")))
+            or (whole(max_connections) or 0) < 10
+            or not port(v.get("postgresql_port")) or bool(cert) != bool(key)):
+        errors.append(
+            f"Invalid PostgreSQL settings: postgresql_listen_addresses={listen} (an empty entry means this host has no default "
+            "IPv4 route: set the list explicitly); "
+            f"postgresql_airflow_clients={v.get('postgresql_airflow_clients')} (IPv4/IPv6 addresses or CIDRs; not valid: "
+            f"{', '.join(airflow_bad)}; site.yml lists the Airflow hosts' addresses and site_postgresql_extra_clients here); "
+            f"postgresql_result_backend_clients={v.get('postgresql_result_backend_clients')} (IPv4/IPv6 addresses or CIDRs; "
+            f"not valid: {', '.join(backend_bad)}); postgresql_airflow_user={users[0]}, postgresql_airflow_database="
+            f"{databases[0]}, postgresql_result_backend_user={users[1]} and postgresql_result_backend_database={databases[1]} "
+            f"(lower-case identifiers); postgresql_shared_buffers={v.get('postgresql_shared_buffers')} (e.g. 128MB, 2GB); "
+            f"postgresql_max_connections={max_connections} (at least 10); postgresql_port={v.get('postgresql_port')}; "
+            f'postgresql_tls_cert_file="{cert}" and postgresql_tls_key_file="{key}" (both or neither).')
+    exporter_user = ctx.get("exporter_user", "prometheus")
+    address = str(v.get("postgresql_exporter_address") or "")
+    if v.get("postgresql_exporter_enabled") and (not address or address == "*" or not port(v.get("postgresql_exporter_port"))
+                                                 or whole(v.get("postgresql_exporter_port")) == whole(v.get("postgresql_port"))
+                                                 or exporter_user in users):
+        errors.append(f'Invalid exporter settings: postgresql_exporter_address="{address}" (one address, not empty or *: set '
+                      f"it, or postgresql_listen_addresses), postgresql_exporter_port={v.get('postgresql_exporter_port')} "
+                      f"(1-65535, not postgresql_port {v.get('postgresql_port')}); the login `{exporter_user}` is the "
+                      "exporter's, so neither postgresql_airflow_user nor postgresql_result_backend_user may be it.")
+    return errors
+
+
+def worker(v: dict, ctx: dict) -> list[str]:
+    queues = v.get("worker_queues") or []
+    visibility = ctx.get("visibility_timeout", 21600)
+    concurrency, stop = v.get("worker_concurrency"), v.get("worker_stop_timeout")
+    if ((whole(concurrency) or 0) < 1 or not queues
+            or [queue for queue in queues if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(queue))]
+            or not 1 <= (whole(stop) or 0) <= (whole(visibility) or 21600)):
+        return [f"Invalid worker settings: worker_concurrency={concurrency} (at least 1); worker_queues={queues} (at least one "
+                f"name of letters, digits, _.-); worker_stop_timeout={stop} (seconds, at least the longest task, at most "
+                f"airflow_celery_visibility_timeout={visibility}, after which Redis hands an unfinished task to another worker)."]
+    return []
+
+
+def flower(v: dict, ctx: dict) -> list[str]:
+    errors = []
+    if not re.fullmatch(r"[^:,\s]+:[^,\s]{12,}(,[^:,\s]+:[^,\s]{12,})*", str(v.get("flower_basic_auth") or "")):
+        errors.append('flower_basic_auth must be "user:password" or "user1:password1,user2:password2", passwords at least 12 '
+                      "characters without commas or whitespace. Set it from Ansible Vault, e.g. flower_basic_auth: "
+                      '"ops:{{ vault_flower_password }}".')
+    cert, key = str(v.get("flower_tls_cert_file") or ""), str(v.get("flower_tls_key_file") or "")
+    if not port(v.get("flower_port")) or not str(v.get("flower_bind_address") or "") or bool(cert) != bool(key):
+        errors.append(f"Invalid Flower settings, flower_port={v.get('flower_port')} (1-65535), flower_bind_address="
+                      f'{v.get("flower_bind_address")}, flower_tls_cert_file="{cert}" and flower_tls_key_file="{key}" (both or neither).')
+    return errors
+
+
+def prometheus(v: dict, ctx: dict) -> list[str]:
+    errors = []
+    if (not str(v.get("prometheus_address") or "") or not port(v.get("prometheus_port"))
+            or not re.fullmatch(r"[0-9]+(ms|s|m|h)", str(v.get("prometheus_scrape_interval")))
+            or not re.fullmatch(r"[0-9]+(h|d|w|y)", str(v.get("prometheus_retention_time")))):
+        errors.append(f'Invalid Prometheus settings: prometheus_address="{v.get("prometheus_address") or ""}" (empty: this host '
+                      f"has no default IPv4 route, set it), prometheus_port={v.get('prometheus_port')} (1-65535), "
+                      f"prometheus_scrape_interval={v.get('prometheus_scrape_interval')} (e.g. 15s), "
+                      f"prometheus_retention_time={v.get('prometheus_retention_time')} (e.g. 15d).")
+    targets = v.get("prometheus_targets") or []
+    jobs = [str(target.get("job")) for target in targets]
+    with_password = sorted(str(t.get("job")) for t in targets if t.get("password"))
+    with_user = sorted(str(t.get("job")) for t in targets if t.get("username"))
+    if (len(set(jobs)) != len(jobs) or [job for job in jobs if not re.fullmatch(r"[A-Za-z0-9_-]+", job)]
+            or set(jobs) & {"prometheus", "airflow"} or [t for t in targets if t.get("targets") == []]
+            or [t for t in targets if t.get("scheme") is not None and t.get("scheme") not in ("http", "https")]
+            or with_password != with_user):
+        errors.append('prometheus_targets: every job needs a unique name of letters, digits, - and _, other than "prometheus" '
+                      'and "airflow" (the role\'s own), and at least one target, scheme is http or https, and username and '
+                      f"password come together (jobs: {', '.join(jobs)}).")
+    if v.get("prometheus_statsd_receiver") and not port(v.get("prometheus_statsd_port")):
+        errors.append(f"prometheus_statsd_port={v.get('prometheus_statsd_port')} must be 1-65535.")
+    return errors
+
+
+def firewall(v: dict, ctx: dict) -> list[str]:
+    errors = []
+    host = ctx.get("host", "this host")
+    rules = v.get("firewall_rules") or []
+    ports = [rule.get("port") for rule in rules]
+    bad = [source for rule in rules for source in not_networks(rule.get("sources"))]
+    if [p for p in ports if not port(p)] or bad:
+        errors.append(f"firewall_rules on {host}: every port must be 1-65535 (got {', '.join(str(p) for p in ports)}) and every "
+                      f"source an IPv4/IPv6 address or CIDR (not valid: {', '.join(repr(s) if s != s.strip() else s for s in bad)}).")
+    ssh = int(ctx.get("ssh_port", 22))
+    filtered = [str(rule.get("name")) for rule in rules if whole(rule.get("port")) == ssh]
+    if filtered:
+        errors.append(f"firewall_rules on {host} would filter port {ssh}, the SSH port this run connects through "
+                      f"({', '.join(filtered)}): move that service to another port.")
+    return errors
+
+
+CHECKS = {"redis": redis, "postgresql": postgresql, "worker": worker, "flower": flower, "prometheus": prometheus,
+          "firewall": firewall}

@@ -1,0 +1,152 @@
+"""Each role's input checks (plugins/plugin_utils/role_inputs.py): the role's real defaults plus its
+required secrets pass; each bad input gives its message; secrets never appear in one. Pure Python."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "plugins" / "plugin_utils"))
+import role_inputs  # noqa: E402
+
+
+def defaults(role: str) -> dict:
+    return yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()) or {}
+
+
+def internal(role: str) -> dict:
+    return yaml.safe_load((ROOT / "roles" / role / "vars" / "main.yml").read_text()) or {}
+
+
+VALID = {
+    "redis": dict(defaults("redis"), redis_password="unit-broker-Secret-1", redis_bind=["10.0.0.1"],
+                  redis_exporter_address="10.0.0.1"),
+    "postgresql": dict(defaults("postgresql"), postgresql_airflow_password="unit-db-Secret-1",
+                       postgresql_result_backend_password="unit-results-Secret-1", postgresql_listen_addresses=["10.0.0.1"],
+                       postgresql_airflow_clients=["10.0.0.2"], postgresql_result_backend_clients=["10.0.0.3", "10.9.0.0/24"],
+                       postgresql_exporter_address="10.0.0.1"),
+    "worker": defaults("worker"),
+    "flower": dict(defaults("flower"), flower_basic_auth="ops:unit-Flower-Secret-1"),
+    "prometheus": dict(defaults("prometheus"), prometheus_address="10.0.0.5",
+                       prometheus_targets=[{"job": "redis", "targets": ["10.0.0.1:9121"]},
+                                           {"job": "flower", "targets": ["10.0.0.1:5555"], "username": "ops", "password": "p-Secret-1"}]),
+    "firewall": {"firewall_rules": [{"name": "Redis", "port": 6379, "sources": ["10.0.0.2", "10.9.0.0/24", "2001:db8::/32"]}]},
+}
+CONTEXT = {
+    "redis": {"fixed_directives": internal("redis")["__redis_fixed_directives"]},
+    "postgresql": {"exporter_user": internal("postgresql")["__postgresql_exporter_user"]},
+    "worker": {"visibility_timeout": 21600},
+    "flower": {},
+    "prometheus": {},
+    "firewall": {"ssh_port": 22, "host": "h1"},
+}
+
+
+def check(role, **changes):
+    return role_inputs.CHECKS[role](dict(VALID[role], **changes), CONTEXT[role])
+
+
+def one(role, **changes) -> str:
+    errors = check(role, **changes)
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+@pytest.mark.parametrize("role", sorted(role_inputs.CHECKS))
+def test_defaults_pass(role):
+    assert check(role) == []
+
+
+def test_every_role_with_a_preflight_file_is_checked_in_python():
+    for role in role_inputs.CHECKS:
+        assert f"role: {role}" in (ROOT / "roles" / role / "tasks" / "preflight.yml").read_text()
+
+
+@pytest.mark.parametrize(("role", "changes", "expected", "secret"), [
+    ("redis", {"redis_password": "Sh0rt!"}, "redis_password must be at least 12 characters without whitespace.", "Sh0rt!"),
+    ("redis", {"redis_password": "long enough Secret 1"}, "redis_password must be at least 12 characters", "long enough Secret 1"),
+    ("redis", {"redis_password": None}, "redis_password must be at least 12", None),
+    ("redis", {"redis_maxmemory": "lots"}, "redis_maxmemory=lots (e.g. 0, 512mb, 2gb)", None),
+    ("redis", {"redis_bind": [""]}, "redis_bind=[''] (every entry must be an address", None),
+    ("redis", {"redis_bind": []}, "redis_bind=[]", None),
+    ("redis", {"redis_port": 70000}, "redis_port=70000 (1-65535)", None),
+    ("redis", {"redis_tls_cert_file": "/c"}, "Set all of redis_tls_cert_file, redis_tls_key_file and redis_tls_ca_file", None),
+    ("redis", {"redis_exporter_enabled": True, "redis_exporter_port": 6379}, "redis_exporter_port=6379 (1-65535, not redis_port 6379)", None),
+    ("redis", {"redis_exporter_enabled": True, "redis_exporter_address": ""}, 'redis_exporter_address="" (empty: set it', None),
+    ("redis", {"redis_extra_config": {"appendonly": "no"}}, "redis_extra_config may not set appendonly: the role fixes", None),
+    ("redis", {"redis_extra_config": {"MaxMemory-Policy": "allkeys-lru"}}, "redis_extra_config may not set maxmemory-policy", None),
+    ("postgresql", {"postgresql_airflow_password": "Sh0rt!"}, "postgresql_airflow_password must be at least 12 characters.", "Sh0rt!"),
+    ("postgresql", {"postgresql_result_backend_password": "Sh0rt-Res!"}, "postgresql_result_backend_password must be at least 12", "Sh0rt-Res!"),
+    ("postgresql", {"postgresql_result_backend_user": "airflow"},
+     "postgresql_result_backend_user (airflow) must differ from postgresql_airflow_user (airflow)", None),
+    ("postgresql", {"postgresql_result_backend_database": "airflow"},
+     "postgresql_result_backend_database (airflow) from postgresql_airflow_database (airflow)", None),
+    ("postgresql", {"postgresql_airflow_clients": ["not an address"]}, "not valid: not an address;", None),
+    ("postgresql", {"postgresql_airflow_clients": ["10.0.0.1/33"]}, "not valid: 10.0.0.1/33", None),
+    ("postgresql", {"postgresql_airflow_clients": ["10.0.0.1\n"]}, "not valid: 10.0.0.1\n", None),
+    ("postgresql", {"postgresql_result_backend_clients": ["192.0.2.300"]}, "not valid: 192.0.2.300)", None),
+    ("postgresql", {"postgresql_result_backend_clients": ["all"]}, "not valid: all)", None),
+    ("postgresql", {"postgresql_result_backend_user": "Celery-Results"}, "postgresql_result_backend_user=Celery-Results", None),
+    ("postgresql", {"postgresql_shared_buffers": "lots"}, "postgresql_shared_buffers=lots (e.g. 128MB, 2GB)", None),
+    ("postgresql", {"postgresql_max_connections": 5}, "postgresql_max_connections=5 (at least 10)", None),
+    ("postgresql", {"postgresql_max_connections": "many"}, "postgresql_max_connections=many", None),
+    ("postgresql", {"postgresql_listen_addresses": [""]}, "postgresql_listen_addresses=[''] (an empty entry", None),
+    ("postgresql", {"postgresql_tls_cert_file": "/c"}, 'postgresql_tls_cert_file="/c" and postgresql_tls_key_file="" (both or neither)', None),
+    ("postgresql", {"postgresql_exporter_enabled": True, "postgresql_exporter_port": 5432},
+     "postgresql_exporter_port=5432 (1-65535, not postgresql_port 5432)", None),
+    ("postgresql", {"postgresql_exporter_enabled": True, "postgresql_exporter_address": "*"}, 'postgresql_exporter_address="*"', None),
+    ("worker", {"worker_concurrency": 0}, "worker_concurrency=0 (at least 1)", None),
+    ("worker", {"worker_concurrency": "many"}, "worker_concurrency=many", None),
+    ("worker", {"worker_queues": ["bad queue"]}, "worker_queues=['bad queue'] (at least one name of letters, digits, _.-)", None),
+    ("worker", {"worker_queues": []}, "worker_queues=[]", None),
+    ("worker", {"worker_stop_timeout": 999999}, "worker_stop_timeout=999999 (seconds, at least the longest task, at most airflow_celery_visibility_timeout=21600", None),
+    ("worker", {"worker_stop_timeout": 0}, "worker_stop_timeout=0", None),
+    ("flower", {"flower_basic_auth": "ops:Sh0rt!"}, 'flower_basic_auth must be "user:password"', "Sh0rt!"),
+    ("flower", {"flower_basic_auth": "ops:long-enough-Secret,second"}, "flower_basic_auth must be", "long-enough-Secret"),
+    ("flower", {"flower_port": 0}, "Invalid Flower settings, flower_port=0 (1-65535)", None),
+    ("flower", {"flower_bind_address": ""}, "flower_bind_address=,", None),
+    ("flower", {"flower_tls_key_file": "/k"}, 'flower_tls_cert_file="" and flower_tls_key_file="/k" (both or neither)', None),
+    ("prometheus", {"prometheus_address": ""}, 'prometheus_address="" (empty: this host has no default IPv4 route, set it)', None),
+    ("prometheus", {"prometheus_retention_time": "forever"}, "prometheus_retention_time=forever (e.g. 15d)", None),
+    ("prometheus", {"prometheus_scrape_interval": "often"}, "prometheus_scrape_interval=often (e.g. 15s)", None),
+    ("prometheus", {"prometheus_port": 0}, "prometheus_port=0 (1-65535)", None),
+    ("prometheus", {"prometheus_targets": [{"job": "a", "targets": ["x:1"]}, {"job": "a", "targets": ["y:1"]}]},
+     "every job needs a unique name", None),
+    ("prometheus", {"prometheus_targets": [{"job": "airflow", "targets": ["x:1"]}]}, 'other than "prometheus" and "airflow"', None),
+    ("prometheus", {"prometheus_targets": [{"job": "a b", "targets": ["x:1"]}]}, "(jobs: a b)", None),
+    ("prometheus", {"prometheus_targets": [{"job": "a", "targets": []}]}, "at least one target", None),
+    ("prometheus", {"prometheus_targets": [{"job": "a", "targets": ["x:1"], "scheme": "ftp"}]}, "scheme is http or https", None),
+    ("prometheus", {"prometheus_targets": [{"job": "a", "targets": ["x:1"], "password": "p-Secret-Value-1"}]},
+     "username and password come together", "p-Secret-Value-1"),
+    ("prometheus", {"prometheus_statsd_receiver": True, "prometheus_statsd_port": 0}, "prometheus_statsd_port=0 must be 1-65535.", None),
+    ("firewall", {"firewall_rules": [{"name": "x", "port": 0, "sources": ["10.0.0.1"]}]}, "firewall_rules on h1: every port must be 1-65535 (got 0)", None),
+    ("firewall", {"firewall_rules": [{"name": "x", "port": 80, "sources": ["office"]}]}, "(not valid: office)", None),
+    ("firewall", {"firewall_rules": [{"name": "x", "port": 80, "sources": ["10.0.0.0/8\n"]}]}, "(not valid: '10.0.0.0/8\\n')", None),
+    ("firewall", {"firewall_rules": [{"name": "x", "port": 80, "sources": ["10.0.0.300"]}]}, "(not valid: 10.0.0.300)", None),
+    ("firewall", {"firewall_rules": [{"name": "sshd", "port": 22, "sources": ["10.0.0.1"]}]},
+     "firewall_rules on h1 would filter port 22, the SSH port this run connects through (sshd)", None),
+])
+def test_bad_input(role, changes, expected, secret):
+    message = one(role, **changes)
+    assert expected in message
+    if secret:
+        assert secret not in message
+
+
+def test_firewall_ssh_port_from_the_connection():
+    rules = [{"name": "api", "port": 2222, "sources": ["10.0.0.1"]}]
+    assert role_inputs.firewall({"firewall_rules": rules}, {"ssh_port": 2222, "host": "h1"})
+    assert role_inputs.firewall({"firewall_rules": rules}, {"ssh_port": "22", "host": "h1"}) == []
+
+
+def test_numbers_given_as_strings_pass():
+    assert check("redis", redis_port="6380", redis_exporter_port="9121", redis_exporter_enabled=True) == []
+    assert check("worker", worker_concurrency="4", worker_stop_timeout="600") == []
+
+
+def test_empty_rules_pass():
+    assert role_inputs.firewall({"firewall_rules": []}, {"ssh_port": 22}) == []
