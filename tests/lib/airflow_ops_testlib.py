@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
@@ -33,16 +32,63 @@ PLAY = """---
 """
 
 
+# The test-only callback (callback_plugins/airflow_ops_events.py) that writes a run's plays, task
+# results and stats as JSON lines: tests judge runs from these, the text output only shows a person
+# what happened (and is where no secret may appear).
+CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
+
+
+def events_env(events_file: str | os.PathLike) -> dict[str, str]:
+    """Environment for ansible-playbook that records its events into events_file."""
+    return {"ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS), "ANSIBLE_CALLBACKS_ENABLED": "airflow_ops_events",
+            "AIRFLOW_OPS_EVENTS": str(events_file)}
+
+
+def read_events(events_file: str | os.PathLike) -> list[dict]:
+    path = Path(events_file)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
 @dataclass
 class PlaybookRun:
     returncode: int
     output: str
+    events: list[dict] = field(default_factory=list)
+
+    @property
+    def results(self) -> list[dict]:
+        """Every task result: play, host, task (as the output names it), role, action, status."""
+        return [event for event in self.events if event["event"] == "result"]
 
     @property
     def changed(self) -> int:
-        """Sum of changed= over the play recap; -1 when there is no recap."""
-        counts = re.findall(r"\bchanged=(\d+)", self.output)
-        return sum(map(int, counts)) if counts else -1
+        """Sum of changed over the hosts of the final stats; -1 when the run ended without stats."""
+        stats = [event for event in self.events if event["event"] == "stats"]
+        return sum(host["changed"] for host in stats[-1]["hosts"].values()) if stats else -1
+
+    @property
+    def plays(self) -> list[str]:
+        """The plays that started, in order."""
+        return [event["play"] for event in self.events if event["event"] == "play"]
+
+    def plays_that_ran_tasks(self) -> set[str]:
+        return {result["play"] for result in self.results}
+
+    def changed_tasks(self) -> set[tuple[str, str]]:
+        """{(task, host)} of every result reported as changed."""
+        return {(r["task"], r["host"]) for r in self.results if r["status"] == "changed"}
+
+    def results_of(self, task: str) -> dict[str, str]:
+        """{host: status} of one task (the last time it ran per host)."""
+        return {r["host"]: r["status"] for r in self.results if r["task"] == task}
+
+    def runs_per_host(self) -> dict[tuple[str, str], int]:
+        """{(task, host): how many times it ran}, skipped results not counted."""
+        counts: dict[tuple[str, str], int] = {}
+        for r in self.results:
+            if r["status"] != "skipped":
+                counts[(r["task"], r["host"])] = counts.get((r["task"], r["host"]), 0) + 1
+        return counts
 
 
 def run_role(role: str, hosts: str, extra_vars: dict) -> PlaybookRun:
@@ -89,8 +135,11 @@ def run_playbook(*args: str, timeout: int = 1800) -> PlaybookRun:
 
 
 def _ansible_playbook(args: list[str], timeout: int) -> PlaybookRun:
-    proc = subprocess.run(["ansible-playbook", *args], capture_output=True, text=True, check=False, timeout=timeout)
-    return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        events = Path(tmp, "events.jsonl")
+        proc = subprocess.run(["ansible-playbook", *args], capture_output=True, text=True, check=False, timeout=timeout,
+                              env=dict(os.environ, **events_env(events)))
+        return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, read_events(events))
 
 
 def container_ip(name: str) -> str:

@@ -5,14 +5,13 @@ anything else. Bad inventories are the preflight scenario's."""
 
 import json
 import os
-import re
 import shlex
 from pathlib import Path
 
 import pytest
 import testinfra
 
-from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, http, inventory_secrets, use_cluster_ca
+from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, http, inventory_secrets, read_events, use_cluster_ca
 
 # The checks run from the controller; one host keeps pytest from repeating them per host.
 testinfra_hosts = ["ansible://cl-api"]
@@ -68,28 +67,15 @@ def side_effect(name):
 
 
 def playbook_run(name):
-    """A site.yml run of the side_effect step: its exit code and output."""
-    return PlaybookRun(int(side_effect(f"{name}.rc").read_text()), side_effect(f"{name}.log").read_text())
+    """A site.yml run of the side_effect step: its exit code, output and task results (events)."""
+    return PlaybookRun(int(side_effect(f"{name}.rc").read_text()), side_effect(f"{name}.log").read_text(),
+                       read_events(side_effect(f"{name}.events.jsonl")))
 
 
 def unit_start_times(record):
     """{"host/unit": ActiveEnterTimestamp} as side_effect recorded them (before, reconverge, scale-out)."""
     lines = json.loads(side_effect(f"units-{record}.json").read_text())
     return {f"{host}/{line.split(' ', 1)[0]}": line.split(" ", 1)[1] for host, units in lines.items() for line in units}
-
-
-def task_sections(log):
-    """[(task name, {hosts with a result})] in the order the run printed them."""
-    sections = []
-    for line in log.splitlines():
-        header = re.match(r"^TASK \[(.*)\] \*+$", line)
-        if header:
-            sections.append((header.group(1), set()))
-            continue
-        result = re.match(r"^(ok|changed|skipping|failed|fatal): \[([^\]]+)\]", line)
-        if result and sections:
-            sections[-1][1].add(result.group(2).split(" -> ")[0])
-    return sections
 
 
 def test_dag_run_succeeds_on_both_workers(first_run):
@@ -119,22 +105,11 @@ def test_flower_refuses_requests_without_credentials():
     assert status == 401
 
 
+INCLUDES = {"include_tasks", "include_role", "ansible.builtin.include_tasks", "ansible.builtin.include_role"}
+
 # What adding a user to airflow_users changes: the users, on the host that applies them.
 USER_TASKS = {"airflow_ops.celery._airflow_common : Create or update the users",
               "airflow_ops.celery._airflow_common : Record which users were applied"}
-
-
-def changed_tasks(log):
-    """{(task name, host)} of every task the run reported as changed."""
-    changed, task = set(), None
-    for line in log.splitlines():
-        header = re.match(r"^TASK \[(.*)\] \*+$", line)
-        if header:
-            task = header.group(1)
-        result = re.match(r"^changed: \[([^\]]+)\]", line)
-        if result:
-            changed.add((task, result.group(1).split(" -> ")[0]))
-    return changed
 
 
 def test_reconverge_changes_only_the_new_user_and_restarts_nothing(api):
@@ -142,7 +117,7 @@ def test_reconverge_changes_only_the_new_user_and_restarts_nothing(api):
     host; nothing else changes and no unit restarts. The Viewer can log in."""
     run = playbook_run("reconverge")
     assert run.returncode == 0, run.output[-5000:]
-    changed = changed_tasks(run.output)
+    changed = run.changed_tasks()
     assert {task for task, _ in changed} == USER_TASKS, sorted(changed)
     assert len({host for _, host in changed}) == 1, sorted(changed)
     assert unit_start_times("reconverge") == unit_start_times("before")
@@ -159,15 +134,16 @@ def test_check_mode_on_a_converged_host_predicts_no_change():
 def test_each_airflow_task_runs_once_per_host():
     """The shared install and configuration run once on every Airflow host, whatever its roles;
     no task of the Airflow roles runs twice on one host."""
-    sections = task_sections(side_effect("reconverge.log").read_text())
-    shared = [(name, hosts) for name, hosts in sections
-              if name.startswith(("airflow_ops.celery._airflow_common :", "airflow_ops.celery.airflow :",
-                                  "airflow_ops.celery.worker :", "airflow_ops.celery.flower :"))
-              and "Validating arguments" not in name and "Install and configure Airflow on this host" not in name]
+    roles = ("airflow_ops.celery._airflow_common", "airflow_ops.celery.airflow", "airflow_ops.celery.worker",
+             "airflow_ops.celery.flower")
     runs = {}
-    for name, hosts in shared:
-        for host in hosts:
-            runs[(name, host)] = runs.get((name, host), 0) + 1
+    # Every result of a task of those roles, skipped ones too; the include tasks (entries into the
+    # shared role) and the argument checks of each entry are not work done twice.
+    for result in playbook_run("reconverge").results:
+        if (result["task"].startswith(tuple(role + " :" for role in roles))
+                and result["action"] not in INCLUDES and "Validating arguments" not in result["task"]):
+            runs[(result["task"], result["host"])] = runs.get((result["task"], result["host"]), 0) + 1
+    assert runs, "no result of the Airflow roles recorded"
     assert {key: n for key, n in runs.items() if n > 1} == {}
     config = "airflow_ops.celery._airflow_common : Write airflow.cfg"
     assert sorted(host for (name, host) in runs if name == config) == sorted(AIRFLOW_HOSTS)

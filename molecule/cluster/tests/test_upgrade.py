@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, record_figure, use_cluster_ca
+from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, read_events, record_figure, use_cluster_ca
 
 testinfra_hosts = ["ansible://cl-api"]
 
@@ -32,21 +32,14 @@ def remote(name):
 
 
 def playbook_run(name):
-    return PlaybookRun(int(side_effect(f"{name}.rc").read_text()), side_effect(f"{name}.log").read_text())
+    """A playbook run of the side_effect step: its exit code, output and task results (events)."""
+    return PlaybookRun(int(side_effect(f"{name}.rc").read_text()), side_effect(f"{name}.log").read_text(),
+                       read_events(side_effect(f"{name}.events.jsonl")))
 
 
-def results_of(log, task):
-    """{host: result} of one task in a playbook's output (the last time it ran per host)."""
-    results, inside = {}, False
-    for line in log.splitlines():
-        header = re.match(r"^TASK \[(.*)\] \*+$", line)
-        if header:
-            inside = header.group(1) == task
-            continue
-        result = re.match(r"^(ok|changed|skipping|failed|fatal): \[([^\]]+)\]", line)
-        if inside and result:
-            results[result.group(2).split(" -> ")[0]] = result.group(1)
-    return results
+def upgrade_run(upgrade):
+    """The upgrade's playbook run (upgrade.py ran it): exit code, output and task results."""
+    return PlaybookRun(upgrade["rc"], side_effect("upgrade.log").read_text(), read_events(side_effect("upgrade.events.jsonl")))
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +59,9 @@ def consuming(sample):
 
 
 def test_the_upgrade_ran_and_installed_the_new_version_everywhere(upgrade):
-    log = side_effect("upgrade.log").read_text()
-    assert upgrade["rc"] == 0, log[-5000:]
-    installed = results_of(log, INSTALL_TASK)
+    run = upgrade_run(upgrade)
+    assert run.returncode == 0, run.output[-5000:]
+    installed = run.results_of(INSTALL_TASK)
     assert {host: installed.get(host) for host in AIRFLOW_HOSTS + ["cl-worker3"]} == dict.fromkeys(AIRFLOW_HOSTS + ["cl-worker3"], "changed")
     record_figure(f"rolling upgrade {OLD} -> {NEW} of 7 hosts under load: {upgrade['playbook_seconds']:.0f} s, "
                   f"{len(upgrade['tasks'])} tasks")
@@ -128,7 +121,7 @@ def test_each_worker_was_drained_and_restarted_alone(during, upgrade):
     for worker in WORKERS:
         assert any(worker not in consuming(s) for s in during), f"{worker} was never drained"
     assert set(consuming(upgrade["samples"][-1])) == set(WORKERS), upgrade["samples"][-1]
-    restarted = worker_play_restarts(side_effect("upgrade.log").read_text())
+    restarted = worker_play_restarts(upgrade_run(upgrade))
     assert sorted(map(sorted, restarted)) == [["cl-worker1"], ["cl-worker2"], ["cl-worker3"]], restarted
 
 
@@ -136,27 +129,27 @@ WORKER_PLAY = "Celery workers, a batch at a time"
 RESTART_TASK = "airflow_ops.celery._airflow_common : Restart the units whose file, code or configuration changed"
 
 
-def worker_play_restarts(log):
-    """The hosts the workers' play restarted, one set per batch that restarted any."""
-    batches, play, task = [], "", ""
-    for line in log.splitlines():
-        if header := re.match(r"^PLAY \[(.*)\] \*+$", line):
-            play = header.group(1)
-        elif header := re.match(r"^TASK \[(.*)\] \*+$", line):
-            task = header.group(1)
-            if play == WORKER_PLAY and task == RESTART_TASK:
+def worker_play_restarts(run):
+    """The hosts the workers' play restarted, one set per batch that restarted any: a batch is a run
+    of consecutive results of the restart task."""
+    batches, previous = [], None
+    for result in run.results:
+        key = (result["play"], result["task"])
+        if key == (WORKER_PLAY, RESTART_TASK):
+            if previous != key:
                 batches.append(set())
-        elif (result := re.match(r"^changed: \[([^\]]+)\]", line)) and play == WORKER_PLAY and task == RESTART_TASK:
-            batches[-1].add(result.group(1))
+            if result["status"] == "changed":
+                batches[-1].add(result["host"])
+        previous = key
     return [batch for batch in batches if batch]
 
 
 def test_going_back_used_the_kept_install_without_a_download():
     run = playbook_run("rollback")
     assert run.returncode == 0, run.output[-5000:]
-    installed = results_of(run.output, INSTALL_TASK)
+    installed = run.results_of(INSTALL_TASK)
     assert set(installed) >= set(AIRFLOW_HOSTS), installed
-    assert [host for host, result in installed.items() if result != "skipping"] == []
+    assert [host for host, result in installed.items() if result != "skipped"] == []
     record_figure(f"back to {OLD} from the kept install, 7 hosts: {side_effect('rollback.delta').read_text().strip()}")
     for name in AIRFLOW_HOSTS:
         host = remote(name)
@@ -173,7 +166,7 @@ def test_going_back_used_the_kept_install_without_a_download():
 
 def test_going_back_restarted_every_worker_in_one_batch():
     """site_worker_batch=100% (nothing ran by then): one batch, every worker restarted in it."""
-    restarted = worker_play_restarts(playbook_run("rollback").output)
+    restarted = worker_play_restarts(playbook_run("rollback"))
     assert sorted(map(sorted, restarted)) == [["cl-worker1", "cl-worker2", "cl-worker3"]], restarted
 
 

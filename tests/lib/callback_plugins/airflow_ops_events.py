@@ -1,0 +1,71 @@
+# Copyright: airflow_ops.celery contributors
+# Apache License 2.0 (see galaxy.yml)
+"""Test-only callback: every play, task result and the final stats of an ansible-playbook run as
+JSON lines in the file named by $AIRFLOW_OPS_EVENTS, so that tests judge a run from data (which
+task changed on which host, in which play; which role it belongs to) instead of its text output.
+Nothing of a result's content is written: no value, so no secret, can reach the file.
+
+Enabled by tests/lib/airflow_ops_testlib.py (events_env()) beside the normal stdout callback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = """
+name: airflow_ops_events
+type: aggregate
+short_description: Task results as JSON lines for the tests
+description: Writes plays, task results (status only) and stats to the file named by AIRFLOW_OPS_EVENTS.
+requirements: [AIRFLOW_OPS_EVENTS in the environment]
+"""
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "airflow_ops_events"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self):
+        super().__init__()
+        self._path = os.environ.get("AIRFLOW_OPS_EVENTS")
+        self._play = ""
+
+    def _write(self, event: dict) -> None:
+        if self._path:
+            with open(self._path, "a", encoding="utf-8") as out:
+                out.write(json.dumps(event) + "\n")
+
+    def v2_playbook_on_play_start(self, play):
+        self._play = play.get_name().strip()
+        self._write({"event": "play", "play": self._play})
+
+    def _result(self, result, status: str) -> None:
+        task = result._task
+        role = task._role.get_name() if task._role else None
+        delegated = result._result.get("_ansible_delegated_vars", {}).get("ansible_delegated_host")
+        self._write({
+            "event": "result", "play": self._play, "host": result._host.get_name(), "delegated_to": delegated,
+            "task": task.get_name().strip(), "role": role, "action": task.action, "status": status,
+            "handler": task.__class__.__name__ == "Handler",
+        })
+
+    def v2_runner_on_ok(self, result):
+        self._result(result, "changed" if result._result.get("changed") else "ok")
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._result(result, "ignored" if ignore_errors else "failed")
+
+    def v2_runner_on_skipped(self, result):
+        self._result(result, "skipped")
+
+    def v2_runner_on_unreachable(self, result):
+        self._result(result, "unreachable")
+
+    def v2_playbook_on_stats(self, stats):
+        hosts = {host: stats.summarize(host) for host in sorted(stats.processed)}
+        self._write({"event": "stats", "hosts": hosts})
