@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
 from ansible.errors import AnsibleUndefinedVariable
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
-from ansible_collections.airflow_ops.celery.plugins.plugin_utils import role_inputs
+from ansible_collections.airflow_ops.celery.plugins.plugin_utils import airflow_inputs, role_inputs
 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 
@@ -28,9 +29,13 @@ class ActionModule(ActionBase):
         if role not in role_inputs.CHECKS or set(args) - {"role", "context"}:
             return dict(result, failed=True,
                         msg=f"role_preflight takes role (one of {', '.join(role_inputs.CHECKS)}) and an optional context.")
-        spec = yaml.safe_load((ROLES_DIR / role / "meta" / "argument_specs.yml").read_text())
+        if role == "_airflow_common":
+            names = airflow_inputs.INPUTS
+        else:
+            spec = yaml.safe_load((ROLES_DIR / role / "meta" / "argument_specs.yml").read_text())
+            names = spec["argument_specs"]["main"].get("options", {})
         values = {}
-        for name in spec["argument_specs"]["main"].get("options", {}):
+        for name in names:
             if name not in task_vars:
                 continue
             try:
@@ -39,7 +44,21 @@ class ActionModule(ActionBase):
             except AnsibleUndefinedVariable:
                 values[name] = None  # a reference to an undefined (vault) variable: the check reports it
         context = dict(args.get("context") or {}, host=task_vars.get("inventory_hostname"))
+        if role == "_airflow_common":
+            context.update(self._airflow_files(values, str(context.get("python_minor", ""))))
         errors = role_inputs.CHECKS[role](values, context)
         if errors:
             return dict(result, failed=True, changed=False, errors=errors, msg=" ".join(errors))
         return dict(result, changed=False, msg=f"The {role} inputs of this host are fine.")
+
+    @staticmethod
+    def _airflow_files(values: dict, python_minor: str) -> dict:
+        """What the shared Airflow checks need from the controller's files: the lock for this version
+        and Python, the extras its input resolved, and whether airflow_dags_src is a directory."""
+        locks = ROLES_DIR / "_airflow_common" / "files" / "constraints"
+        version = values.get("airflow_version")
+        lock_input = locks / f"airflow-{version}.in"
+        dags_src = str(values.get("airflow_dags_src") or "")
+        return {"lock_exists": (locks / f"airflow-{version}-python{python_minor}.txt").is_file(),
+                "lock_extras": airflow_inputs.lock_extras(lock_input.read_text()) if lock_input.is_file() else None,
+                "dags_src_is_dir": not dags_src or os.path.isdir(os.path.expanduser(dags_src))}

@@ -14,19 +14,22 @@ description:
     a message about a secret never holds its value. Addresses and networks are checked with
     Python's ipaddress.
   - Covers what a type cannot express for the redis, postgresql, worker, flower, prometheus and
-    firewall roles (the shared Airflow inputs have airflow_ops.celery.airflow_preflight).
-  - The logic lives in plugins/plugin_utils/role_inputs.py, unit-tested in tests/unit/.
+    firewall roles, and the shared Airflow inputs of the internal role _airflow_common (the secrets
+    a host's components need, Fernet keys, secret lengths, users, ports, timing rules, retention,
+    the lock file for the Airflow version and Python, wheelhouse inputs).
+  - The logic lives in plugins/plugin_utils/role_inputs.py and airflow_inputs.py, unit-tested in tests/unit/.
 author: airflow_ops.celery contributors
 options:
   role:
     description: The role whose inputs to check.
     type: str
     required: true
-    choices: [redis, postgresql, worker, flower, prometheus, firewall]
+    choices: [_airflow_common, redis, postgresql, worker, flower, prometheus, firewall]
   context:
     description:
       - Internal values of the role the checks need (redis fixed_directives, the postgresql
-        exporter_user, the worker's visibility_timeout, the firewall's ssh_port).
+        exporter_user, the worker's visibility_timeout, the firewall's ssh_port; for _airflow_common
+        the caller's components, their needs, need_secrets, the host's python_minor and architecture).
     type: dict
 attributes:
   check_mode:

@@ -5,7 +5,7 @@ type in meta/argument_specs.yml cannot express. Pure Python: `check(values, host
 message per problem, each naming the variable and what is accepted; messages about secrets name
 the variable, never its value.
 
-The action plugin `airflow_ops.celery.airflow_preflight` reads the host's inputs into `values`;
+The action plugin `airflow_ops.celery.role_preflight` (role `_airflow_common`) reads the host's inputs into `values`;
 tests/unit/test_airflow_inputs.py calls `check()` with dicts.
 """
 

@@ -7,13 +7,18 @@ networks go through `ipaddress`.
 
 The action plugin `airflow_ops.celery.role_preflight` reads a role's inputs (every option of its
 argument spec) into `values`; tests/unit/test_role_inputs.py calls the functions with dicts. The
-shared Airflow inputs have their own module, airflow_inputs.py.
+shared Airflow inputs (role `_airflow_common`) have their checks in airflow_inputs.py.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+
+try:  # as the collection's plugin_utils under Ansible, or beside this file in the unit tests
+    from ansible_collections.airflow_ops.celery.plugins.plugin_utils import airflow_inputs
+except ImportError:
+    import airflow_inputs
 
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
@@ -194,5 +199,13 @@ def firewall(v: dict, ctx: dict) -> list[str]:
     return errors
 
 
-CHECKS = {"redis": redis, "postgresql": postgresql, "worker": worker, "flower": flower, "prometheus": prometheus,
+def airflow_common(v: dict, ctx: dict) -> list[str]:
+    """The shared Airflow inputs (airflow_inputs.py); ctx carries the caller's components, their needs,
+    the secrets behind them, and what the action plugin found on the host and the controller."""
+    keys = ("components", "needs", "need_secrets", "python_minor", "architecture", "lock_exists", "lock_extras",
+            "dags_src_is_dir")
+    return airflow_inputs.check(v, airflow_inputs.Context(ctx.get("host", "this host"), **{k: ctx[k] for k in keys if k in ctx}))
+
+
+CHECKS = {"_airflow_common": airflow_common, "redis": redis, "postgresql": postgresql, "worker": worker, "flower": flower, "prometheus": prometheus,
           "firewall": firewall}
