@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from ansible.plugins.callback import CallbackBase
 
@@ -19,7 +20,7 @@ DOCUMENTATION = """
 name: airflow_ops_events
 type: aggregate
 short_description: Task results as JSON lines for the tests
-description: Writes plays, task results (status only) and stats to the file named by AIRFLOW_OPS_EVENTS.
+description: Writes plays, task results (status and duration only) and stats to the file named by AIRFLOW_OPS_EVENTS.
 requirements: [AIRFLOW_OPS_EVENTS in the environment]
 """
 
@@ -34,6 +35,7 @@ class CallbackModule(CallbackBase):
         super().__init__()
         self._path = os.environ.get("AIRFLOW_OPS_EVENTS")
         self._play = ""
+        self._started = {}  # (host, task uuid) -> when it started there
 
     def _write(self, event: dict) -> None:
         if self._path:
@@ -44,14 +46,19 @@ class CallbackModule(CallbackBase):
         self._play = play.get_name().strip()
         self._write({"event": "play", "play": self._play})
 
+    def v2_runner_on_start(self, host, task):
+        self._started[(host.get_name(), task._uuid)] = time.time()
+
     def _result(self, result, status: str) -> None:
         task = result._task
+        started = self._started.pop((result._host.get_name(), task._uuid), None)
         role = task._role.get_name() if task._role else None
         delegated = result._result.get("_ansible_delegated_vars", {}).get("ansible_delegated_host")
         self._write({
             "event": "result", "play": self._play, "host": result._host.get_name(), "delegated_to": delegated,
             "task": task.get_name().strip(), "role": role, "action": task.action, "status": status,
             "handler": task.__class__.__name__ == "Handler",
+            "seconds": None if started is None else round(time.time() - started, 3),
         })
 
     def v2_runner_on_ok(self, result):
