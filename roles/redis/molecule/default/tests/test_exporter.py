@@ -8,8 +8,8 @@ PASSWORD = "molecule-broker-Secret-1"
 
 
 def test_peer_reads_redis_figures_from_the_exporter(host):
-    """This host scrapes the other one's exporter over the network, as Prometheus would. Earlier
-    tests restarted and killed both redis-servers: the exporter logs in again by itself."""
+    """This host scrapes the other one's exporter over the network, as Prometheus would. The side
+    effect restarted and killed both redis-servers: the exporter logs in again by itself."""
     me = host.backend.get_hostname()
     peer = "redis-debian13" if me == "redis-debian12" else "redis-debian12"
     status, body = fetch_on(host, f"http://{host_address(host, peer)}:9121/metrics")
