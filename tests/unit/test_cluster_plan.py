@@ -4,6 +4,7 @@ every error message, with the roles' real defaults. Pure Python: no hosts, no An
 from __future__ import annotations
 
 import copy
+import json
 import hashlib
 import ipaddress
 import sys
@@ -460,3 +461,79 @@ def test_plan_does_not_change_its_input():
     before = copy.deepcopy(data)
     plan(data)
     assert data == before
+
+
+# --- the plan reproduces what the Jinja gave the hosts before it ----------------------------------
+
+GOLDEN = ROOT / "tests" / "unit" / "golden"
+
+
+def golden_inventory(name: str) -> dict:
+    """A golden inventory as the action plugin would read it: every host gets the `all: vars:` and
+    its own variables; addresses 10.1.0.10, .11, ... in order of appearance (as when the expected
+    settings were recorded)."""
+    raw = yaml.safe_load((GOLDEN / f"{name}.inventory.yml").read_text())["all"]
+    common = raw.get("vars") or {}
+    groups, own = {}, {}
+    for group, body in raw["children"].items():
+        for host, variables in ((body or {}).get("hosts") or {}).items():
+            groups.setdefault(group, []).append(host)
+            own.setdefault(host, {}).update(variables or {})
+    members = cluster_plan.unique(host for hosts in groups.values() for host in hosts)
+    secret_names = set(cluster_plan.secret_names(ROLES))
+    hosts = {}
+    for number, host in enumerate(members, start=10):
+        variables = dict(common, **own.get(host, {}))
+        hosts[host] = {"address": f"10.1.0.{number}",
+                       "vars": {k: v for k, v in variables.items() if k not in secret_names},
+                       "secrets": {k: hashlib.sha256(str(v).encode()).hexdigest() for k, v in variables.items()
+                                   if k in secret_names}}
+    return {"groups": groups, "hosts": hosts, "play_hosts": members}, common
+
+
+def effective(result: dict, host: str, common: dict) -> dict:
+    """The inputs playbooks/vars/site.yml hands a host from the plan (its one-line mappings)."""
+    mine = result["hosts"][host]
+    tls_ca = "/etc/airflow-ops/tls/ca.crt" if result["tls"] else ""
+    flower = result["prometheus_flower_target"]
+    targets = result["prometheus_targets"] + (
+        [dict(flower, ca_file=tls_ca, username=str(common["flower_basic_auth"]).split(":", 1)[0])] if flower else [])
+    return {
+        "airflow_redis_host": result["broker"]["address"], "airflow_redis_port": result["broker"]["port"],
+        "airflow_database_host": result["database"]["address"], "airflow_database_backup_host": result["database"]["host"],
+        "airflow_database_port": result["database"]["port"], "airflow_database_name": result["database"]["name"],
+        "airflow_database_user": result["database"]["user"], "airflow_result_backend_name": result["result_backend"]["name"],
+        "airflow_result_backend_user": result["result_backend"]["user"], "airflow_api_server_host": result["api_server"]["address"],
+        "airflow_components": mine["airflow_components"], "airflow_db_clean": mine["db_clean"],
+        "_airflow_common_components": mine["components"],
+        "postgresql_airflow_clients": result["postgresql"]["airflow_clients"],
+        "postgresql_result_backend_clients": result["postgresql"]["result_backend_clients"],
+        "postgresql_max_connections": result["postgresql"]["max_connections"],
+        "__site_tls": result["tls"], "__site_tls_names": mine["tls_names"],
+        "redis_exporter_enabled": result["monitoring"]["enabled"], "postgresql_exporter_enabled": result["monitoring"]["enabled"],
+        "airflow_statsd_host": result["statsd"]["host"], "airflow_statsd_port": result["statsd"]["port"],
+        "prometheus_targets": targets, "__site_firewall": result["firewall"], "firewall_rules": mine["firewall_rules"],
+    }
+
+
+@pytest.mark.parametrize("name", sorted(path.name.split(".")[0] for path in GOLDEN.glob("*.inventory.yml")))
+def test_plan_reproduces_the_settings_the_jinja_gave(name):
+    """Every input the site playbook derived, per host, equals what the Jinja of playbooks/vars/site.yml
+    computed for the same inventory before the plan (recorded in <name>.expected.json)."""
+    data, common = golden_inventory(name)
+    result = plan(data)
+    expected = json.loads((GOLDEN / f"{name}.expected.json").read_text())
+    assert sorted(expected) == sorted(result["hosts"])
+    for host, settings in expected.items():
+        mine = effective(result, host, common)
+        if not result["monitoring"]["enabled"]:
+            # Without a monitoring host no Prometheus reads the targets (the Jinja computed them anyway).
+            settings = {k: v for k, v in settings.items() if k != "prometheus_targets"}
+            mine.pop("prometheus_targets")
+        assert mine == settings, host
+
+
+def test_golden_shapes_cover_tls_firewall_monitoring_and_overrides():
+    shapes = {name: golden_inventory(name)[1] for name in ("prod", "split-tls-firewall", "demo", "all-in-one")}
+    assert shapes["prod"]["site_tls"] and shapes["prod"]["site_firewall"] and "site_api_server_host" in shapes["prod"]
+    assert not shapes["demo"].get("site_tls") and not shapes["demo"].get("site_firewall")
