@@ -82,13 +82,19 @@ SHAPES = {
     "demo": (DEMO, {}),
     "worker-networks": (SPLIT, {"site_firewall": True, "site_worker_networks": ["10.9.0.0/24"],
                                 "site_postgresql_extra_clients": ["10.8.0.0/24"]}),
+    "queues-per-worker": (dict(SPLIT, workers=["w1", "w2", "gpu1"]), {"site_firewall": True}),
+}
+# Host variables a shape sets per host (what an inventory's host_vars would).
+SHAPE_HOST_VARS = {
+    "queues-per-worker": {"w1": {"worker_queues": ["default"], "worker_concurrency": 8},
+                          "gpu1": {"worker_queues": ["gpu"], "worker_concurrency": 2}},
 }
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_every_shape_plans(shape):
     groups, common = SHAPES[shape]
-    result = plan(inventory(groups, common=common))
+    result = plan(inventory(groups, common=common, host_vars=SHAPE_HOST_VARS.get(shape)))
     members = cluster_plan.unique(h for hosts in groups.values() for h in hosts)
     assert sorted(result["hosts"]) == sorted(members)
     assert result["broker"]["host"] == groups["redis"][0]
@@ -109,7 +115,7 @@ def test_every_client_endpoint_has_a_firewall_rule_and_pg_hba_line(shape):
     """Cross-check: each endpoint a host's components use is open to that host, and PostgreSQL admits
     exactly the clients that hold its logins."""
     groups, common = SHAPES[shape]
-    result = plan(inventory(groups, common=common))
+    result = plan(inventory(groups, common=common, host_vars=SHAPE_HOST_VARS.get(shape)))
     for host, mine in result["hosts"].items():
         address, components = mine["address"], mine["components"]
         if components:  # every Airflow host talks to the broker and the api server
@@ -136,7 +142,7 @@ def test_every_client_endpoint_has_a_firewall_rule_and_pg_hba_line(shape):
 def test_nothing_else_is_open(shape):
     """Every rule opens a port the host listens on, and only to sources the rules name."""
     groups, common = SHAPES[shape]
-    result = plan(inventory(groups, common=common))
+    result = plan(inventory(groups, common=common, host_vars=SHAPE_HOST_VARS.get(shape)))
     for host, mine in result["hosts"].items():
         listening = {entry["port"] for entry in mine["listen"]} | (
             {result["statsd"]["port"]} if host in groups.get("monitoring", []) else set())
@@ -204,6 +210,17 @@ def test_monitoring_plan_golden():
 def test_statsd_receiver_off_leaves_statsd_host_empty():
     result = plan(inventory(CLUSTER, host_vars={"cl-db": {"prometheus_statsd_receiver": "false"}}))
     assert result["statsd"]["host"] == ""
+
+
+def test_queues_per_worker_each_worker_admitted_and_its_slots_counted():
+    groups, common = SHAPES["queues-per-worker"]
+    result = plan(inventory(groups, common=common, host_vars=SHAPE_HOST_VARS["queues-per-worker"]))
+    # 20 + 45 + 15 x 2 + 8 + 16 (w2's default) + 2 = 121
+    assert result["postgresql"]["max_connections"] == 200
+    gpu = result["hosts"]["gpu1"]
+    assert gpu["components"] == ["worker"] and gpu["firewall_rules"][0]["port"] == 8793
+    assert gpu["address"] in result["postgresql"]["result_backend_clients"]
+    assert gpu["address"] in result["hosts"]["data"]["firewall_rules"][0]["sources"]
 
 
 def test_max_connections_counts_slots_schedulers_and_api_workers():
