@@ -29,8 +29,6 @@ INPUTS = (
     "airflow_extra_config", "airflow_dags_src", "airflow_log_retention_days", "airflow_db_retention_days",
     "airflow_celery_result_retention_days", "airflow_install_source", "airflow_wheelhouse_glibc",
 )
-# The secrets behind each need of a component (as roles/_airflow_common/vars/main.yml lists them).
-SECRET_CHECKS = {"fernet_key", "api_secret_key", "jwt_secret", "users"}
 USER_ROLES = ("Admin", "Op", "User", "Viewer", "Public")
 FERNET = re.compile(r"[A-Za-z0-9_-]{43}=(,[A-Za-z0-9_-]{43}=)*")
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")

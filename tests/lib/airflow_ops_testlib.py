@@ -82,13 +82,6 @@ class PlaybookRun:
         """{host: status} of one task (the last time it ran per host)."""
         return {r["host"]: r["status"] for r in self.results if r["task"] == task}
 
-    def runs_per_host(self) -> dict[tuple[str, str], int]:
-        """{(task, host): how many times it ran}, skipped results not counted."""
-        counts: dict[tuple[str, str], int] = {}
-        for r in self.results:
-            if r["status"] != "skipped":
-                counts[(r["task"], r["host"])] = counts.get((r["task"], r["host"]), 0) + 1
-        return counts
 
 
 def run_role(role: str, hosts: str, extra_vars: dict) -> PlaybookRun:
