@@ -1,0 +1,97 @@
+# Copyright: airflow_ops.celery contributors
+# Apache License 2.0 (see galaxy.yml)
+"""Action plugin of airflow_ops.celery.file_set: reads each file's `src` on the controller (the
+role's `files` directory, as ansible.builtin.copy finds it) and hands the module the content, so that
+one module call on the host checks and writes the whole set."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+
+from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.plugins.action import ActionBase
+
+ENTRY_KEYS = {"path", "src", "content", "owner", "group", "mode"}
+TREE_KEYS = {"src", "path", "owner", "group", "directory_mode", "file_mode"}
+
+
+def expand_tree(src: str, dest: str, keep: str | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """The directories (relative paths) and regular files ((controller path, relative path)) under
+    `src`, without symbolic links and without paths matching `keep`, sorted parents first."""
+    pattern = re.compile(keep) if keep else None
+    directories, files = [], []
+    for root, dirs, names in os.walk(src, followlinks=False):
+        rel_root = os.path.relpath(root, src)
+        for name in sorted(dirs):
+            rel = os.path.normpath(os.path.join(rel_root, name))
+            if os.path.islink(os.path.join(root, name)) or (pattern and pattern.search(rel)):
+                dirs.remove(name)
+            else:
+                directories.append(rel)
+        for name in sorted(names):
+            path, rel = os.path.join(root, name), os.path.normpath(os.path.join(rel_root, name))
+            if os.path.isfile(path) and not os.path.islink(path) and not (pattern and pattern.search(rel)):
+                files.append((path, rel))
+    return sorted(directories), sorted(files, key=lambda item: item[1])
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        files = []
+        for item in args.get("files") or []:
+            unknown = set(item) - ENTRY_KEYS
+            if unknown or ("src" in item) == ("content" in item):
+                raise AnsibleActionFail(
+                    f"file_set: each of files takes path, mode, owner, group and one of src or content; "
+                    f"got {sorted(item)} for {item.get('path')}")
+            if "src" in item:
+                data = self._read_src(item["src"])
+            else:
+                data = str(item["content"]).encode("utf-8")
+            entry = {k: v for k, v in item.items() if k not in ("src", "content")}
+            entry["content_b64"] = base64.b64encode(data).decode("ascii")
+            files.append(entry)
+        directories = list(args.get("directories") or [])
+        exclusive = list(args.get("exclusive") or [])
+        for tree in args.pop("trees", None) or []:
+            if set(tree) - TREE_KEYS or not {"src", "path"} <= set(tree):
+                raise AnsibleActionFail(f"file_set: each of trees takes src, path, owner, group, directory_mode "
+                                        f"and file_mode; got {sorted(tree)}")
+            src = os.path.expanduser(str(tree["src"]))
+            if not os.path.isdir(src):
+                raise AnsibleActionFail(f"file_set: {src} is not a directory on the controller")
+            owner = {k: tree[k] for k in ("owner", "group") if k in tree}
+            top = str(tree["path"]).rstrip("/")
+            subdirs, tree_files = expand_tree(src, top, args.get("keep"))
+            directories.append(dict(owner, path=top, mode=tree.get("directory_mode", "0750")))
+            directories.extend(dict(owner, path=f"{top}/{rel}", mode=tree.get("directory_mode", "0750"))
+                               for rel in subdirs)
+            for path, rel in tree_files:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+                files.append(dict(owner, path=f"{top}/{rel}", mode=tree.get("file_mode", "0640"),
+                                  content_b64=base64.b64encode(data).decode("ascii")))
+            exclusive.append(top)
+        args.update(directories=directories, files=files, exclusive=exclusive)
+        result.update(self._execute_module(module_name="airflow_ops.celery.file_set", module_args=args,
+                                           task_vars=task_vars))
+        return result
+
+    def _read_src(self, src: str) -> bytes:
+        try:
+            path = self._find_needle("files", src)
+        except AnsibleError as exc:
+            raise AnsibleActionFail(f"file_set: {exc}") from exc
+        real = self._loader.get_real_file(path, decrypt=True)
+        try:
+            with open(real, "rb") as handle:
+                return handle.read()
+        finally:
+            self._loader.cleanup_tmp_file(real)
