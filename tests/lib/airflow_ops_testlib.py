@@ -78,6 +78,15 @@ class PlaybookRun:
         """{(task, host)} of every result reported as changed."""
         return {(r["task"], r["host"]) for r in self.results if r["status"] == "changed"}
 
+    def entries(self, role: str, tasks_from: str = "main") -> dict[str, int]:
+        """{host: how many times it entered this entry point of a role (include_role, tasks_from)}."""
+        counts: dict[str, int] = {}
+        for event in self.events:
+            if event["event"] == "include" and event.get("role") == role and event.get("tasks_from") == tasks_from:
+                for host in event["hosts"]:
+                    counts[host] = counts.get(host, 0) + 1
+        return counts
+
     def results_of(self, task: str) -> dict[str, str]:
         """{host: status} of one task (the last time it ran per host)."""
         return {r["host"]: r["status"] for r in self.results if r["task"] == task}

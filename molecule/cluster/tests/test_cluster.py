@@ -149,6 +149,13 @@ def test_each_airflow_task_runs_once_per_host():
     assert sorted(host for (name, host) in runs if name == config) == sorted(AIRFLOW_HOSTS)
 
 
+def test_each_airflow_host_enters_the_shared_setup_once():
+    """Counted from the run's entries (include events): the shared install and configuration
+    (_airflow_common, entry point host) is entered once per Airflow host, whatever its roles."""
+    entries = playbook_run("reconverge").entries("_airflow_common", "host")
+    assert entries == {host: 1 for host in AIRFLOW_HOSTS}, entries
+
+
 def test_a_viewer_cannot_trigger_or_unpause():
     viewer = AirflowApi(API, "viewer", "molecule-Viewer-Secret-1")
     status, body = viewer.request("POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None})

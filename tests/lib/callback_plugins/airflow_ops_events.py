@@ -20,7 +20,7 @@ DOCUMENTATION = """
 name: airflow_ops_events
 type: aggregate
 short_description: Task results as JSON lines for the tests
-description: Writes plays, task results (status and duration only) and stats to the file named by AIRFLOW_OPS_EVENTS.
+description: Writes plays, entries into roles and tasks files, task results (status and duration only) and stats to the file named by AIRFLOW_OPS_EVENTS.
 requirements: [AIRFLOW_OPS_EVENTS in the environment]
 """
 
@@ -72,6 +72,16 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_unreachable(self, result):
         self._result(result, "unreachable")
+
+    def v2_playbook_on_include(self, included_file):
+        """An entry into a tasks file or a role's entry point (tasks_from), with the hosts it serves."""
+        event = {"event": "include", "play": self._play, "hosts": sorted(h.get_name() for h in included_file._hosts)}
+        if included_file._is_role:
+            event.update(role=str(included_file._filename).rsplit(".", 1)[-1],
+                         tasks_from=str(included_file._task._from_files.get("tasks", "main")))
+        else:
+            event["file"] = "/".join(str(included_file._filename).split(os.sep)[-3:])
+        self._write(event)
 
     def v2_playbook_on_stats(self, stats):
         hosts = {host: stats.summarize(host) for host in sorted(stats.processed)}
