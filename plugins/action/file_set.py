@@ -10,10 +10,13 @@ import base64
 import os
 import re
 
+from ansible._internal._templating import _template_vars
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible.template import trust_as_template
 
-ENTRY_KEYS = {"path", "src", "content", "owner", "group", "mode"}
+ENTRY_KEYS = {"path", "src", "content", "template", "vars", "owner", "group", "mode"}
+SOURCES = ("src", "content", "template")
 TREE_KEYS = {"src", "path", "owner", "group", "directory_mode", "file_mode"}
 
 
@@ -47,15 +50,17 @@ class ActionModule(ActionBase):
         files = []
         for item in args.get("files") or []:
             unknown = set(item) - ENTRY_KEYS
-            if unknown or ("src" in item) == ("content" in item):
+            if unknown or len([key for key in SOURCES if key in item]) != 1 or ("vars" in item and "template" not in item):
                 raise AnsibleActionFail(
-                    f"file_set: each of files takes path, mode, owner, group and one of src or content; "
-                    f"got {sorted(item)} for {item.get('path')}")
+                    f"file_set: each of files takes path, mode, owner, group and one of src, content or template "
+                    f"(with vars); got {sorted(item)} for {item.get('path')}")
             if "src" in item:
                 data = self._read_src(item["src"])
+            elif "template" in item:
+                data = self._render(item["template"], item.get("vars") or {}, item["path"], task_vars)
             else:
                 data = str(item["content"]).encode("utf-8")
-            entry = {k: v for k, v in item.items() if k not in ("src", "content")}
+            entry = {k: v for k, v in item.items() if k not in ("src", "content", "template", "vars")}
             entry["content_b64"] = base64.b64encode(data).decode("ascii")
             files.append(entry)
         directories = list(args.get("directories") or [])
@@ -83,6 +88,24 @@ class ActionModule(ActionBase):
         result.update(self._execute_module(module_name="airflow_ops.celery.file_set", module_args=args,
                                            task_vars=task_vars))
         return result
+
+    def _render(self, template: str, extra_vars: dict, dest: str, task_vars: dict) -> bytes:
+        """The template rendered as ansible.builtin.template renders it (its defaults: trim_blocks,
+        \n newlines, ansible_managed and template_* names), with `vars` added to the task's."""
+        try:
+            source = self._find_needle("templates", template)
+        except AnsibleError as exc:
+            raise AnsibleActionFail(f"file_set: {exc}") from exc
+        data = trust_as_template(self._loader.get_text_file_contents(source))
+        searchpath = list(task_vars.get("ansible_search_path", [])) + [self._loader._basedir, os.path.dirname(source)]
+        searchpath = [path for base in searchpath for path in (os.path.join(base, "templates"), base)]
+        variables = dict(task_vars, **extra_vars)
+        variables.update(_template_vars.generate_ansible_template_vars(
+            path=template, fullpath=source, dest_path=dest, include_ansible_managed="ansible_managed" not in variables))
+        templar = self._templar.copy_with_new_env(searchpath=searchpath, available_variables=variables)
+        rendered = templar.template(data, escape_backslashes=False,
+                                    overrides=dict(trim_blocks=True, lstrip_blocks=False, newline_sequence="\n"))
+        return ("" if rendered is None else str(rendered)).encode("utf-8")
 
     def _read_src(self, src: str) -> bytes:
         try:

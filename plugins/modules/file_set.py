@@ -59,6 +59,13 @@ options:
       content:
         description: Text content (instead of O(files[].src)).
         type: str
+      template:
+        description: A template the action plugin renders on the controller as C(ansible.builtin.template)
+          does (the role's C(templates) directory), instead of O(files[].src).
+        type: str
+      vars:
+        description: Variables added to the task's for rendering O(files[].template) (like a loop variable).
+        type: dict
       content_b64:
         description: The content, base64-encoded; the action plugin sets it from O(files[].src) or
           O(files[].content).
@@ -109,6 +116,11 @@ options:
         description: Mode of the files.
         type: str
         default: "0640"
+  absent:
+    description: Paths removed where they exist (a directory with its content).
+    type: list
+    elements: path
+    default: []
   exclusive:
     description: Directories holding nothing but what O(directories) and O(files) list under them.
     type: list
@@ -274,9 +286,14 @@ def _remove(path):
         os.unlink(path)
 
 
-def apply(directories, files, exclusive=(), keep=None, check_mode=False):
+def apply(directories, files, exclusive=(), keep=None, check_mode=False, absent=()):
     """Put the set in place. Returns the paths that changed (or would, in check mode)."""
     changed = []
+    for path in absent:
+        if os.path.lexists(path):
+            if not check_mode:
+                _remove(path)
+            changed.append(path)
     for item in directories:
         if ensure_directory(item, check_mode):
             changed.append(item["path"])
@@ -310,7 +327,9 @@ def main():
             directories=dict(type="list", elements="dict", default=[], options=entry),
             files=dict(type="list", elements="dict", default=[],
                        options=dict(entry, src=dict(type="str"), content=dict(type="str", no_log=True),
+                                    template=dict(type="str"), vars=dict(type="dict"),
                                     content_b64=dict(type="str", no_log=True))),
+            absent=dict(type="list", elements="path", default=[]),
             exclusive=dict(type="list", elements="path", default=[]),
             keep=dict(type="str"),
         ),
@@ -319,7 +338,8 @@ def main():
     params = module.params
     try:
         files = [dict(item, data=_data(item)) for item in params["files"]]
-        changed = apply(params["directories"], files, params["exclusive"], params["keep"], module.check_mode)
+        changed = apply(params["directories"], files, params["exclusive"], params["keep"], module.check_mode,
+                        params["absent"])
     except (FileSetError, OSError, ValueError) as exc:
         module.fail_json(msg="file_set: %s" % exc)
     module.exit_json(changed=bool(changed), changed_paths=changed)

@@ -174,3 +174,27 @@ def test_a_controller_tree_lists_directories_and_regular_files_without_links_or_
     dirs, files = _action().expand_tree(str(tmp_path), "/opt/airflow/dags", r"(^|/)__pycache__(/|$)")
     assert dirs == ["empty", "team"]
     assert [rel for _path, rel in files] == ["team/dag.py", "top.py"]
+
+
+def test_file_entries_names_each_file_after_its_item():
+    sys_path = str(ROOT / ".collections")
+    import sys
+    sys.path.insert(0, sys_path)
+    from ansible_collections.airflow_ops.celery.plugins.filter.file_entries import file_entries
+    units = [{"name": "airflow-worker", "command": ["x"]}, {"name": "airflow-flower"}]
+    entries = file_entries(units, "/etc/systemd/system/{name}.service", "unit.j2", "unit")
+    assert [e["path"] for e in entries] == ["/etc/systemd/system/airflow-worker.service",
+                                            "/etc/systemd/system/airflow-flower.service"]
+    assert entries[0]["vars"] == {"unit": units[0]} and entries[0]["mode"] == "0644"
+    with pytest.raises(Exception, match="names what the item lacks"):
+        file_entries([{"id": 1}], "/x/{name}", "t.j2", "unit")
+
+
+def test_absent_paths_go_and_a_missing_one_is_no_change(tmp_path):
+    (tmp_path / "old.timer").write_bytes(b"")
+    absent = [str(tmp_path / "old.timer"), str(tmp_path / "never.service")]
+    assert file_set.apply([], [], check_mode=True, absent=absent) == [str(tmp_path / "old.timer")]
+    assert (tmp_path / "old.timer").exists()
+    assert file_set.apply([], [], absent=absent) == [str(tmp_path / "old.timer")]
+    assert not (tmp_path / "old.timer").exists()
+    assert file_set.apply([], [], absent=absent) == []
