@@ -20,7 +20,11 @@ SOURCES = ("src", "content", "template")
 TREE_KEYS = {"src", "path", "owner", "group", "directory_mode", "file_mode"}
 
 
-def expand_tree(src: str, dest: str, keep: str | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def expand_tree(src: str, keep: str | None = None) -> tuple[list[str], list[tuple[str, str]]]:
     """The directories (relative paths) and regular files ((controller path, relative path)) under
     `src`, without symbolic links and without paths matching `keep`, sorted parents first."""
     pattern = re.compile(keep) if keep else None
@@ -61,7 +65,7 @@ class ActionModule(ActionBase):
             else:
                 data = str(item["content"]).encode("utf-8")
             entry = {k: v for k, v in item.items() if k not in ("src", "content", "template", "vars")}
-            entry["content_b64"] = base64.b64encode(data).decode("ascii")
+            entry["content_b64"] = _b64(data)
             files.append(entry)
         directories = list(args.get("directories") or [])
         exclusive = list(args.get("exclusive") or [])
@@ -74,7 +78,7 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail(f"file_set: {src} is not a directory on the controller")
             owner = {k: tree[k] for k in ("owner", "group") if k in tree}
             top = str(tree["path"]).rstrip("/")
-            subdirs, tree_files = expand_tree(src, top, args.get("keep"))
+            subdirs, tree_files = expand_tree(src, args.get("keep"))
             directories.append(dict(owner, path=top, mode=tree.get("directory_mode", "0750")))
             directories.extend(dict(owner, path=f"{top}/{rel}", mode=tree.get("directory_mode", "0750"))
                                for rel in subdirs)
@@ -82,7 +86,7 @@ class ActionModule(ActionBase):
                 with open(path, "rb") as handle:
                     data = handle.read()
                 files.append(dict(owner, path=f"{top}/{rel}", mode=tree.get("file_mode", "0640"),
-                                  content_b64=base64.b64encode(data).decode("ascii")))
+                                  content_b64=_b64(data)))
             exclusive.append(top)
         args.update(directories=directories, files=files, exclusive=exclusive)
         result.update(self._execute_module(module_name="airflow_ops.celery.file_set", module_args=args,

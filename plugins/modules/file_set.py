@@ -180,6 +180,24 @@ def _ids(owner, group):
     return uid, gid
 
 
+def _wanted_ids(item, check_mode):
+    """(uid, gid) of the item's owner and group; None in check mode when one does not exist yet
+    (an earlier task of the same run creates it): the item would change."""
+    try:
+        return _ids(item.get("owner") or "root", item.get("group") or "root")
+    except FileSetError:
+        if check_mode:
+            return None
+        raise
+
+
+def _lstat(path):
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
 def _attrs_differ(st, uid, gid, mode):
     return st.st_uid != uid or st.st_gid != gid or stat.S_IMODE(st.st_mode) != mode
 
@@ -192,16 +210,11 @@ def _set_attrs(path, uid, gid, mode):
 def ensure_directory(item, check_mode):
     """Create the directory or fix its owner and mode. Returns whether anything (would) change."""
     path, mode = item["path"], int(item["mode"], 8)
-    try:
-        uid, gid = _ids(item.get("owner") or "root", item.get("group") or "root")
-    except FileSetError:
-        if check_mode:  # the user is created by an earlier task of the same run
-            return True
-        raise
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        st = None
+    ids = _wanted_ids(item, check_mode)
+    if ids is None:
+        return True
+    uid, gid = ids
+    st = _lstat(path)
     if st is not None and not stat.S_ISDIR(st.st_mode):
         raise FileSetError("%s exists and is not a directory" % path)
     if st is not None and not _attrs_differ(st, uid, gid, mode):
@@ -217,17 +230,12 @@ def ensure_file(item, check_mode):
     """Write the file when its content differs; fix its owner and mode. Returns whether anything
     (would) change."""
     path, mode = item["path"], int(item["mode"], 8)
-    try:
-        uid, gid = _ids(item.get("owner") or "root", item.get("group") or "root")
-    except FileSetError:
-        if check_mode:
-            return True
-        raise
+    ids = _wanted_ids(item, check_mode)
+    if ids is None:
+        return True
+    uid, gid = ids
     wanted = item["data"]
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        st = None
+    st = _lstat(path)
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise FileSetError("%s exists and is not a regular file" % path)
     same_content = False

@@ -171,7 +171,7 @@ def test_a_controller_tree_lists_directories_and_regular_files_without_links_or_
     (tmp_path / "empty").mkdir()
     os.symlink(tmp_path / "top.py", tmp_path / "alias.py")
     os.symlink(tmp_path / "team", tmp_path / "team-link")
-    dirs, files = _action().expand_tree(str(tmp_path), "/opt/airflow/dags", r"(^|/)__pycache__(/|$)")
+    dirs, files = _action().expand_tree(str(tmp_path), r"(^|/)__pycache__(/|$)")
     assert dirs == ["empty", "team"]
     assert [rel for _path, rel in files] == ["team/dag.py", "top.py"]
 
