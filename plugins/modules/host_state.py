@@ -8,20 +8,15 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: host_state
-short_description: Read stamps, check paths and ask systemd about units, in one call
+short_description: Read stamps and ask systemd about units, in one call
 version_added: "0.1.0"
 description:
-  - One round trip instead of a C(slurp), C(stat) or C(systemctl) task each; changes nothing.
-  - Returns the content of small files (the collection's stamps), whether paths exist, and each
+  - One round trip instead of a C(slurp) or C(systemctl) task each; changes nothing.
+  - Returns the content of small files (the collection's stamps) and each
     unit's load, active and enabled state from one C(systemctl show).
 options:
   read:
     description: Files whose text is returned (at most 64 KiB each); a missing file gives null.
-    type: list
-    elements: path
-    default: []
-  exists:
-    description: Paths whose existence is returned.
     type: list
     elements: path
     default: []
@@ -47,10 +42,6 @@ files:
   description: Path to text (null when the file does not exist).
   returned: always
   type: dict
-exists:
-  description: Path to whether it exists (a dangling link counts).
-  returned: always
-  type: dict
 units:
   description: >-
     Unit to C(load) (C(loaded), C(not-found), ...), C(active) (C(active), C(inactive), C(failed), ...),
@@ -59,8 +50,6 @@ units:
   returned: always
   type: dict
 """
-
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -84,8 +73,8 @@ def read_files(paths):
 
 
 def parse_show(text, units):
-    """`systemctl show` output (blocks separated by an empty line, in the order asked) as a dict per
-    unit; a unit without a block (none asked) is absent."""
+    """`systemctl show` output (blocks separated by an empty line) as a dict per unit asked for;
+    blocks of other units are ignored, and a unit asked for without a block counts as not found."""
     blocks = [block for block in text.strip().split("\n\n") if block.strip()]
     out = {}
     for block in blocks:
@@ -105,7 +94,6 @@ def parse_show(text, units):
 def main():
     module = AnsibleModule(
         argument_spec=dict(read=dict(type="list", elements="path", default=[]),
-                           exists=dict(type="list", elements="path", default=[]),
                            units=dict(type="list", elements="str", default=[])),
         supports_check_mode=True,
     )
@@ -114,7 +102,6 @@ def main():
         files = read_files(params["read"])
     except (OSError, ValueError) as exc:
         module.fail_json(msg="host_state: %s" % exc)
-    exists = {path: os.path.lexists(path) for path in params["exists"]}
     units = {}
     if params["units"]:
         systemctl = module.get_bin_path("systemctl", required=True)
@@ -122,7 +109,7 @@ def main():
         if rc != 0:
             module.fail_json(msg="host_state: systemctl show failed: %s" % err.strip())
         units = parse_show(out, params["units"])
-    module.exit_json(changed=False, files=files, exists=exists, units=units)
+    module.exit_json(changed=False, files=files, units=units)
 
 
 if __name__ == "__main__":
