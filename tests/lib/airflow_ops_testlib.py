@@ -91,6 +91,16 @@ class PlaybookRun:
         """{host: status} of one task (the last time it ran per host)."""
         return {r["host"]: r["status"] for r in self.results if r["task"] == task}
 
+    def slowest_tasks(self, count: int = 6) -> str:
+        """The tasks that held the run longest, as "task (host) seconds; ...": each task's slowest
+        host, the count slowest tasks first; the figure that says where a run's time went."""
+        slowest: dict[str, tuple[float, str]] = {}
+        for r in self.results:
+            if r["seconds"] is not None and r["seconds"] > slowest.get(r["task"], (-1.0, ""))[0]:
+                slowest[r["task"]] = (r["seconds"], r["host"])
+        ranked = sorted(slowest.items(), key=lambda item: -item[1][0])[:count]
+        return "; ".join(f"{task.split(' : ')[-1]} ({host}) {seconds:.0f} s" for task, (seconds, host) in ranked)
+
 
 
 def run_role(role: str, hosts: str, extra_vars: dict) -> PlaybookRun:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, http, inventory_secrets, read_events, use_cluster_ca
+from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, http, inventory_secrets, read_events, record_figure, use_cluster_ca
 
 # The checks run from the controller; one host keeps pytest from repeating them per host.
 testinfra_hosts = ["ansible://cl-api"]
@@ -121,6 +121,8 @@ def test_reconverge_changes_only_the_new_user_and_restarts_nothing(api):
     assert {task for task, _ in changed} == USER_TASKS, sorted(changed)
     assert len({host for _, host in changed}) == 1, sorted(changed)
     assert unit_start_times("reconverge") == unit_start_times("before")
+    record_figure(f"re-converge (-vvv, 6 hosts): {side_effect('reconverge.delta').read_text().strip()}; "
+                  f"slowest tasks: {run.slowest_tasks()}")
     viewer = AirflowApi(API, "viewer", "molecule-Viewer-Secret-1")
     assert viewer.get(f"/api/v2/dags/{DAG}")["dag_id"] == DAG
 
@@ -317,6 +319,8 @@ def test_every_api_and_flower_path_needs_credentials(url):
 def test_new_worker_joined_with_limit_and_nothing_else_restarted():
     run = playbook_run("scale-out")
     assert run.returncode == 0, run.output[-5000:]
+    record_figure(f"scale-out (--limit cl-worker3, -vvv): {side_effect('scale-out.delta').read_text().strip()}; "
+                  f"slowest tasks: {run.slowest_tasks()}")
     assert any("/airflow-" in unit for unit in unit_start_times("reconverge"))
     assert unit_start_times("scale-out") == unit_start_times("reconverge")
     # From then on it consumed and ran tasks: during the upgrade (side_effect), before it was

@@ -65,6 +65,7 @@ def test_the_upgrade_ran_and_installed_the_new_version_everywhere(upgrade):
     assert {host: installed.get(host) for host in AIRFLOW_HOSTS + ["cl-worker3"]} == dict.fromkeys(AIRFLOW_HOSTS + ["cl-worker3"], "changed")
     record_figure(f"rolling upgrade {OLD} -> {NEW} of 7 hosts under load: {upgrade['playbook_seconds']:.0f} s, "
                   f"{len(upgrade['tasks'])} tasks")
+    record_figure(f"rolling upgrade, slowest tasks: {run.slowest_tasks()}")
     outages = [round(end - start, 1) for start, end in upgrade["api_outages"]]
     record_figure(f"rolling upgrade: the api server did not answer for {outages} s")
 
@@ -151,6 +152,7 @@ def test_going_back_used_the_kept_install_without_a_download():
     assert set(installed) >= set(AIRFLOW_HOSTS), installed
     assert [host for host, result in installed.items() if result != "skipped"] == []
     record_figure(f"back to {OLD} from the kept install, 7 hosts: {side_effect('rollback.delta').read_text().strip()}")
+    record_figure(f"back to {OLD}, slowest tasks: {run.slowest_tasks()}")
     for name in AIRFLOW_HOSTS:
         host = remote(name)
         venvs = host.check_output("ls /opt/airflow/venvs").split()
