@@ -20,10 +20,23 @@ description:
   - A host without a probe (outside C(--limit), unreachable, failed) counts as running a worker,
     so that doubt keeps the rolling batches.
 options:
-  _input: {description: The hosts of the worker play (C(groups['workers']))., type: list, elements: str, required: true}
-  hostvars: {description: C(hostvars)., type: dict, required: true}
-  batch: {description: The batch otherwise (C(site_worker_batch))., type: raw, required: true}
-  unit: {description: The worker's unit., type: str, default: airflow-worker.service}
+  _input:
+    description: The hosts of the worker play, C(groups.workers).
+    type: list
+    elements: str
+    required: true
+  hostvars:
+    description: C(hostvars).
+    type: dict
+    required: true
+  batch:
+    description: The batch otherwise, C(site_worker_batch).
+    type: raw
+    required: true
+  unit:
+    description: The worker's unit.
+    type: str
+    default: airflow-worker.service
 """
 
 EXAMPLES = r"""
@@ -31,7 +44,9 @@ serial: "{{ groups['workers'] | airflow_ops.celery.worker_batch(hostvars, site_w
 """
 
 RETURN = r"""
-_value: {description: C(100%) or O(batch)., type: raw}
+_value:
+  description: C(100%) or O(batch).
+  type: raw
 """
 
 ALL_AT_ONCE = "100%"
