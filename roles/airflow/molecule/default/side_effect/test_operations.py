@@ -3,7 +3,8 @@ daily cleanups delete what is old and keep what is recent, and a rotation to a n
 re-encrypts what the old one encrypted, so the old key can go.
 
 The rotation re-runs the roles with another key and leaves the host on it (no encrypted data
-left): it comes last in this file, and this file last in the verifier. One host is enough.
+left). side_effect.yml runs this file (it changes the host); the verifier only observes. One host
+is enough.
 """
 
 import json

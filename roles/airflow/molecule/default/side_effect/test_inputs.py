@@ -1,5 +1,6 @@
 """Re-running the roles on one host: the DAG sync by tag, bad input that fails before any change,
-refused logins and units in a restart loop that fail the play.
+refused logins and units in a restart loop that fail the play. side_effect.yml runs this file (its
+runs change the host and put it back); the verifier only observes.
 
 None depends on the distribution: one host is enough.
 """
