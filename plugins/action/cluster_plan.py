@@ -26,15 +26,17 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self._task.args
-        unknown = set(args) - {"only", "limit_notes"}
-        if unknown or args.get("only", "plan") not in ("plan", "peers"):
-            return dict(result, failed=True, msg="cluster_plan takes `only: plan` (default) or `only: peers`, and "
-                                                 "`limit_notes: true` (default) or false.")
+        unknown = set(args) - {"only", "limit_notes", "leaving"}
+        if unknown or args.get("only", "plan") not in ("plan", "peers") or not isinstance(args.get("leaving", []), list):
+            return dict(result, failed=True, msg="cluster_plan takes `only: plan` (default) or `only: peers`, "
+                                                 "`limit_notes: true` (default) or false, and `leaving`: a list of workers.")
         roles = cluster_plan.load_roles(ROLES_DIR)
         data = self._inventory(task_vars, roles)
         if args.get("only") == "peers":
             return dict(result, changed=False, peers=cluster_plan.peers_to_address(data, roles))
         try:
+            if args.get("leaving"):
+                data = cluster_plan.without_workers(data, args["leaving"])
             planned = cluster_plan.plan(data, roles)
         except cluster_plan.PlanError as error:
             return dict(result, failed=True, changed=False, errors=error.errors,

@@ -34,6 +34,13 @@ options:
         address in pg_hba and the firewall rules of the hosts it talks to). The notes are returned either way.
     type: bool
     default: true
+  leaving:
+    description:
+      - Workers to plan without, as if they had left C(workers) already; the decommission playbook
+        renders pg_hba.conf from that plan. Each must be in C(workers).
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     support: full

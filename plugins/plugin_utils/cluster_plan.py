@@ -560,6 +560,18 @@ def limit_notes(inv: Inventory, settings: dict, hosts: dict) -> list[str]:
     return notes
 
 
+def without_workers(data: dict, leaving) -> dict:
+    """The planner's view of the inventory once these hosts have left `workers` (decommission): the
+    plan of the cluster as it is when they are gone, e.g. the clients PostgreSQL still admits. A
+    leaving host keeps its other groups."""
+    leaving = set(leaving or [])
+    unknown = sorted(leaving - set(data["groups"].get("workers", [])))
+    if unknown:
+        raise PlanError([f"{', '.join(unknown)} cannot leave `workers`: not in it."])
+    groups = dict(data["groups"], workers=[host for host in data["groups"].get("workers", []) if host not in leaving])
+    return dict(data, groups=groups)
+
+
 def peers_to_address(data: dict, roles: dict) -> list[str]:
     """Hosts outside this run whose address the plan needs and does not have (no facts, no cache):
     the caller gathers their facts, then plans."""

@@ -284,6 +284,30 @@ def test_decommissioned_worker_leaves_every_rule():
     assert after["postgresql"]["max_connections"] <= before["postgresql"]["max_connections"]
 
 
+def test_planning_without_leaving_workers_gives_the_plan_after_the_decommission():
+    """cluster_plan's `leaving` (the decommission playbook, while the workers are still in the
+    inventory) plans what the inventory without them plans: the pg_hba it re-renders is the one the
+    next site.yml run keeps."""
+    addresses = {"data": "10.0.0.1", "core": "10.0.0.2", "w1": "10.0.0.3", "w2": "10.0.0.4"}
+    leaving = plan(cluster_plan.without_workers(inventory(SPLIT, addresses=addresses), ["w2"]))
+    gone = plan(inventory(dict(SPLIT, workers=["w1"]), addresses=addresses))
+    assert leaving["postgresql"] == gone["postgresql"]
+    assert "10.0.0.4" not in leaving["postgresql"]["result_backend_clients"]
+    assert (leaving["database"], leaving["result_backend"]) == (gone["database"], gone["result_backend"])
+
+
+def test_a_scheduler_leaving_workers_keeps_its_database_login():
+    groups = dict(SPLIT, workers=["w1", "core"])
+    leaving = plan(cluster_plan.without_workers(inventory(groups), ["core"]))
+    assert "10.0.0.2" in leaving["postgresql"]["airflow_clients"]
+    assert "worker" not in leaving["hosts"]["core"]["components"]
+
+
+def test_only_workers_can_leave():
+    with pytest.raises(cluster_plan.PlanError, match="core cannot leave `workers`: not in it"):
+        cluster_plan.without_workers(inventory(SPLIT), ["core"])
+
+
 # --- --limit ----------------------------------------------------------------------------------
 
 def test_limit_to_a_new_worker_notes_what_it_cannot_apply():
