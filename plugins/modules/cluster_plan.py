@@ -38,6 +38,8 @@ options:
     description:
       - Workers to plan without, as if they had left C(workers) already; the decommission playbook
         renders pg_hba.conf from that plan. Each must be in C(workers).
+      - An entry of C(site_worker_networks) or C(site_postgresql_extra_clients) that is exactly a
+        leaving worker's address is left out of that plan as well; RV(leaving) lists it.
     type: list
     elements: str
     default: []
@@ -78,6 +80,14 @@ errors:
   returned: failure
   type: list
   elements: str
+leaving:
+  description:
+    - With C(leaving), per leaving worker, its C(address); C(exact), the entries of
+      C(site_worker_networks) and C(site_postgresql_extra_clients) that are its address alone (left
+      out of the plan, to take out of the inventory too); and C(networks), the wider entries that
+      still admit its address.
+  returned: leaving is set
+  type: dict
 peers:
   description: With only=peers, the hosts whose facts to gather first.
   returned: only=peers

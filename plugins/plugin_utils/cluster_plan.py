@@ -560,16 +560,57 @@ def limit_notes(inv: Inventory, settings: dict, hosts: dict) -> list[str]:
     return notes
 
 
+ADMITTING_SETTINGS = ("site_worker_networks", "site_postgresql_extra_clients")
+
+
 def without_workers(data: dict, leaving) -> dict:
     """The planner's view of the inventory once these hosts have left `workers` (decommission): the
     plan of the cluster as it is when they are gone, e.g. the clients PostgreSQL still admits. A
-    leaving host keeps its other groups."""
+    leaving host keeps its other groups. An entry of site_worker_networks or
+    site_postgresql_extra_clients that is exactly a leaving host's address (bare, /32 or /128)
+    admitted that host alone: it goes too (leaving_admission says to take it out of the inventory)."""
     leaving = set(leaving or [])
     unknown = sorted(leaving - set(data["groups"].get("workers", [])))
     if unknown:
         raise PlanError([f"{', '.join(unknown)} cannot leave `workers`: not in it."])
     groups = dict(data["groups"], workers=[host for host in data["groups"].get("workers", []) if host not in leaving])
-    return dict(data, groups=groups)
+    gone = {data["hosts"][host]["address"] for host in leaving if data["hosts"].get(host, {}).get("address")}
+    hosts = {}
+    for host, entry in data["hosts"].items():
+        own = dict(entry["vars"])
+        for name in ADMITTING_SETTINGS:
+            if isinstance(own.get(name), list):
+                own[name] = [network for network in own[name] if not names_only(network, gone)]
+        hosts[host] = dict(entry, vars=own)
+    return dict(data, groups=groups, hosts=hosts)
+
+
+def names_only(network, addresses: set) -> bool:
+    """Whether a network entry is exactly one of these addresses (bare, /32 or /128)."""
+    try:
+        net = ipaddress.ip_network(str(network), strict=False)
+    except ValueError:
+        return False
+    return net.num_addresses == 1 and str(net.network_address) in addresses
+
+
+def leaving_admission(data: dict, leaving) -> dict:
+    """For each leaving worker, the entries of site_worker_networks and
+    site_postgresql_extra_clients that admit its address: `exact` (its address alone; the
+    decommission drops them, the user takes them out of the inventory) and `networks` (wider:
+    PostgreSQL and the firewalls still admit the address, e.g. for the next host given it)."""
+    members = unique(host for hosts in data["groups"].values() for host in hosts)
+    common = data["hosts"][members[0]]["vars"] if members else {}
+    entries = [(name, network) for name in ADMITTING_SETTINGS
+               for network in (common.get(name) if isinstance(common.get(name), list) else [])]
+    result = {}
+    for host in leaving or []:
+        address = data["hosts"].get(host, {}).get("address")
+        exact = [f"{network} in {name}" for name, network in entries if names_only(network, {address})]
+        wider = [f"{network} in {name}" for name, network in entries
+                 if not names_only(network, {address}) and covered(address, [str(network)])]
+        result[host] = {"address": address, "exact": exact, "networks": wider}
+    return result
 
 
 def peers_to_address(data: dict, roles: dict) -> list[str]:

@@ -303,6 +303,35 @@ def test_a_scheduler_leaving_workers_keeps_its_database_login():
     assert "worker" not in leaving["hosts"]["core"]["components"]
 
 
+def test_a_leaving_worker_admitted_by_its_own_address_is_not_admitted_after():
+    """An entry of site_worker_networks or site_postgresql_extra_clients that is the leaving
+    worker's address alone (bare or /32) leaves the plan with it and is named to be taken out of
+    the inventory; a wider network stays and is named as still admitting the address."""
+    common = {"site_worker_networks": ["10.0.0.4", "192.168.0.0/16"],
+              "site_postgresql_extra_clients": ["10.0.0.4/32", "10.0.0.0/24"]}
+    data = inventory(SPLIT, common=common)
+    admission = cluster_plan.leaving_admission(data, ["w2"])
+    leaving = plan(cluster_plan.without_workers(data, ["w2"]))
+    clients = leaving["postgresql"]["result_backend_clients"]
+    assert "10.0.0.4" not in clients and "10.0.0.4/32" not in clients
+    assert "192.168.0.0/16" in clients and "10.0.0.0/24" in clients
+    assert admission == {"w2": {"address": "10.0.0.4",
+                                "exact": ["10.0.0.4 in site_worker_networks", "10.0.0.4/32 in site_postgresql_extra_clients"],
+                                "networks": ["10.0.0.0/24 in site_postgresql_extra_clients"]}}
+
+
+def test_a_staying_workers_own_address_entry_stays():
+    common = {"site_worker_networks": ["10.0.0.3", "10.0.0.4"]}
+    leaving = plan(cluster_plan.without_workers(inventory(SPLIT, common=common), ["w2"]))
+    assert "10.0.0.3" in leaving["postgresql"]["result_backend_clients"]
+    assert "10.0.0.4" not in leaving["postgresql"]["result_backend_clients"]
+
+
+def test_a_leaving_worker_admitted_by_nothing_else():
+    admission = cluster_plan.leaving_admission(inventory(SPLIT), ["w2"])
+    assert admission == {"w2": {"address": "10.0.0.4", "exact": [], "networks": []}}
+
+
 def test_only_workers_can_leave():
     with pytest.raises(cluster_plan.PlanError, match="core cannot leave `workers`: not in it"):
         cluster_plan.without_workers(inventory(SPLIT), ["core"])
