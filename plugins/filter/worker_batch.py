@@ -15,7 +15,7 @@ version_added: "0.1.0"
 description:
   - Returns C(100%) when every host of O(_input) was probed in this run
     (C(airflow_ops.celery.host_state), registered as C(__airflow_common_state) by the shared
-    Airflow setup) and on none of them the worker unit is active (C(inactive) or C(failed) only);
+    Airflow setup) and on none of them the worker unit runs (the probe's C(stopped): C(inactive) or C(failed));
     otherwise O(batch).
   - A host without a probe (outside C(--limit), unreachable, failed) counts as running a worker,
     so that doubt keeps the rolling batches.
@@ -50,7 +50,6 @@ _value:
 """
 
 ALL_AT_ONCE = "100%"
-STOPPED = ("inactive", "failed")
 
 
 def worker_batch(hosts, hostvars, batch, unit="airflow-worker.service"):
@@ -59,7 +58,7 @@ def worker_batch(hosts, hostvars, batch, unit="airflow-worker.service"):
         units = state.get("units") if isinstance(state, dict) else None
         if not isinstance(units, dict) or unit not in units:
             return batch  # not probed in this run: it may run a worker
-        if units[unit].get("active") not in STOPPED:  # active, activating, deactivating, reloading
+        if not units[unit].get("stopped"):  # active, activating, deactivating, reloading
             return batch
     return ALL_AT_ONCE if hosts else batch
 

@@ -89,7 +89,8 @@ units:
   description: >-
     Unit to C(load) (C(loaded), C(not-found), ...), C(active) (C(active), C(inactive), C(failed), ...),
     C(sub) (C(running), C(dead), ...), C(enabled) (C(enabled), C(disabled), empty when there is no unit
-    file), C(running) (enabled and active) and C(path) (the unit file systemd loaded, empty when none).
+    file), C(running) (enabled and active), C(stopped) (C(inactive) or C(failed): nothing runs that a
+    restart or a batch would need to wait for) and C(path) (the unit file systemd loaded, empty when none).
   returned: always
   type: dict
 """
@@ -102,6 +103,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 MAX_READ = 64 * 1024
 PROPERTIES = "Id,LoadState,ActiveState,SubState,UnitFileState,FragmentPath"
+# ActiveState values of a unit that runs nothing (not activating, deactivating or reloading).
+STOPPED = ("inactive", "failed")
 # dpkg-query's line per package: name, status abbreviation ("ii " when installed), version.
 DPKG_FORMAT = "${Package}\t${db:Status-Abbrev}\t${Version}\n"
 
@@ -134,10 +137,10 @@ def parse_show(text, units):
         active, enabled = props.get("ActiveState", ""), props.get("UnitFileState", "")
         out[name] = {"load": props.get("LoadState", ""), "active": active, "sub": props.get("SubState", ""),
                      "enabled": enabled, "running": active == "active" and enabled == "enabled",
-                     "path": props.get("FragmentPath", "")}
+                     "stopped": active in STOPPED, "path": props.get("FragmentPath", "")}
     for name in units:  # systemd names a unit by its Id; one it does not know still gets a block
         out.setdefault(name, {"load": "not-found", "active": "inactive", "sub": "dead", "enabled": "",
-                              "running": False, "path": ""})
+                              "running": False, "stopped": True, "path": ""})
     return out
 
 

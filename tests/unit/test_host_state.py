@@ -39,7 +39,7 @@ UNITS = ["airflow-worker.service", "airflow-flower.service", "airflow-cleanup-db
 def test_each_unit_gets_its_state():
     units = host_state.parse_show(SHOW, UNITS)
     assert units["airflow-worker.service"] == {"load": "loaded", "active": "active", "sub": "running",
-                                               "enabled": "enabled", "running": True,
+                                               "enabled": "enabled", "running": True, "stopped": False,
                                                "path": "/etc/systemd/system/airflow-worker.service"}
     assert units["airflow-flower.service"]["running"] is False
     assert units["airflow-cleanup-db.timer"]["load"] == "not-found"
@@ -49,12 +49,19 @@ def test_each_unit_gets_its_state():
 def test_a_unit_without_a_block_counts_as_not_found():
     units = host_state.parse_show("", ["airflow-worker.service"])
     assert units == {"airflow-worker.service": {"load": "not-found", "active": "inactive", "sub": "dead",
-                                                "enabled": "", "running": False, "path": ""}}
+                                                "enabled": "", "running": False, "stopped": True, "path": ""}}
 
 
 def test_an_active_but_disabled_unit_is_not_running_as_wanted():
     text = "Id=a.service\nLoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=disabled\n"
     assert host_state.parse_show(text, ["a.service"])["a.service"]["running"] is False
+
+
+@pytest.mark.parametrize("active, stopped", [("active", False), ("activating", False), ("deactivating", False),
+                                             ("reloading", False), ("inactive", True), ("failed", True)])
+def test_only_an_inactive_or_failed_unit_counts_as_stopped(active, stopped):
+    text = f"Id=a.service\nLoadState=loaded\nActiveState={active}\nSubState=x\nUnitFileState=enabled\n"
+    assert host_state.parse_show(text, ["a.service"])["a.service"]["stopped"] is stopped
 
 
 def test_a_block_of_a_unit_not_asked_for_is_ignored():

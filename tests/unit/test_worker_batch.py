@@ -11,13 +11,17 @@ _spec = importlib.util.spec_from_file_location("worker_batch", ROOT / "plugins" 
 worker_batch = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(worker_batch)
 batch = worker_batch.worker_batch
+_spec = importlib.util.spec_from_file_location("host_state", ROOT / "plugins" / "modules" / "host_state.py")
+host_state = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(host_state)
 
 UNIT = "airflow-worker.service"
 
 
 def probed(active):
-    return {"__airflow_common_state": {"units": {UNIT: {"load": "loaded" if active != "inactive" else "not-found",
-                                                        "active": active}}}}
+    """A host's probe as host_state returns it (its parser on `systemctl show` output)."""
+    show = f"Id={UNIT}\nLoadState=loaded\nActiveState={active}\nSubState=x\nUnitFileState=enabled\nFragmentPath=/etc/systemd/system/{UNIT}\n"
+    return {"__airflow_common_state": {"units": host_state.parse_show(show, [UNIT])}}
 
 
 def test_a_new_cluster_starts_every_worker_at_once():
