@@ -35,18 +35,15 @@ class ActionModule(ActionBase):
         if args.get("only") == "peers":
             return dict(result, changed=False, peers=cluster_plan.peers_to_address(data, roles))
         try:
-            leaving = {}
-            if args.get("leaving"):
-                leaving = cluster_plan.leaving_admission(data, args["leaving"])
-                data = cluster_plan.without_workers(data, args["leaving"])
-            planned = cluster_plan.plan(data, roles)
+            planned = cluster_plan.plan(cluster_plan.without_workers(data, args["leaving"]) if args.get("leaving") else data,
+                                        roles)
         except cluster_plan.PlanError as error:
             return dict(result, failed=True, changed=False, errors=error.errors,
                         msg=f"The inventory has {len(error.errors)} problem(s), nothing was changed:\n"
                             + "\n".join(f"- {text}" for text in error.errors))
         planned["specs"] = roles["specs"]
-        if leaving:
-            planned["leaving"] = leaving
+        if args.get("leaving"):
+            planned["leaving"] = cluster_plan.leaving_admission(data, roles, args["leaving"])
         if args.get("limit_notes", True):
             for note in planned["notes"]:
                 self._display.warning(note)

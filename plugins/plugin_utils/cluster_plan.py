@@ -539,6 +539,10 @@ def covered(address: str | None, networks: list[str]) -> bool:
     return any(ip in ipaddress.ip_network(network, strict=False) for network in networks)
 
 
+# The settings that admit clients by address or network ahead of the inventory's hosts.
+ADMITTING_SETTINGS = ("site_worker_networks", "site_postgresql_extra_clients")
+
+
 def limit_notes(inv: Inventory, settings: dict, hosts: dict) -> list[str]:
     """Under --limit: what this run cannot apply because the host that would apply it is outside
     the run (a new worker's address in pg_hba and in the firewall rules of its servers)."""
@@ -546,7 +550,7 @@ def limit_notes(inv: Inventory, settings: dict, hosts: dict) -> list[str]:
     if not outside:
         return []
     notes = []
-    admitted_ahead = list(settings["site_worker_networks"] or []) + list(settings["site_postgresql_extra_clients"] or [])
+    admitted_ahead = [network for name in ADMITTING_SETTINGS for network in settings[name] or []]
     for host in inv.play_hosts:
         if host not in inv.groups["workers"] or covered(inv.address(host), admitted_ahead):
             continue
@@ -558,9 +562,6 @@ def limit_notes(inv: Inventory, settings: dict, hosts: dict) -> list[str]:
                          "(pg_hba, firewall) unless an earlier run already did; list the workers' networks in "
                          "site_worker_networks to admit new workers ahead of time.")
     return notes
-
-
-ADMITTING_SETTINGS = ("site_worker_networks", "site_postgresql_extra_clients")
 
 
 def without_workers(data: dict, leaving) -> dict:
@@ -594,18 +595,19 @@ def names_only(network, addresses: set) -> bool:
     return net.num_addresses == 1 and str(net.network_address) in addresses
 
 
-def leaving_admission(data: dict, leaving) -> dict:
+def leaving_admission(data: dict, roles: dict, leaving) -> dict:
     """For each leaving worker, the entries of site_worker_networks and
     site_postgresql_extra_clients that admit its address: `exact` (its address alone; the
     decommission drops them, the user takes them out of the inventory) and `networks` (wider:
-    PostgreSQL and the firewalls still admit the address, e.g. for the next host given it)."""
-    members = unique(host for hosts in data["groups"].values() for host in hosts)
-    common = data["hosts"][members[0]]["vars"] if members else {}
+    PostgreSQL and the firewalls still admit the address, e.g. for the next host given it).
+    Call it on an inventory plan() accepted: the entries are valid networks then."""
+    inv = Inventory(data, roles)
+    members = inv.members()
     entries = [(name, network) for name in ADMITTING_SETTINGS
-               for network in (common.get(name) if isinstance(common.get(name), list) else [])]
+               for network in ((inv.raw(members[0], name, CLUSTER_DEFAULTS[name]) or []) if members else [])]
     result = {}
     for host in leaving or []:
-        address = data["hosts"].get(host, {}).get("address")
+        address = inv.address(host)
         exact = [f"{network} in {name}" for name, network in entries if names_only(network, {address})]
         wider = [f"{network} in {name}" for name, network in entries
                  if not names_only(network, {address}) and covered(address, [str(network)])]

@@ -310,7 +310,7 @@ def test_a_leaving_worker_admitted_by_its_own_address_is_not_admitted_after():
     common = {"site_worker_networks": ["10.0.0.4", "192.168.0.0/16"],
               "site_postgresql_extra_clients": ["10.0.0.4/32", "10.0.0.0/24"]}
     data = inventory(SPLIT, common=common)
-    admission = cluster_plan.leaving_admission(data, ["w2"])
+    admission = cluster_plan.leaving_admission(data, ROLES, ["w2"])
     leaving = plan(cluster_plan.without_workers(data, ["w2"]))
     clients = leaving["postgresql"]["result_backend_clients"]
     assert "10.0.0.4" not in clients and "10.0.0.4/32" not in clients
@@ -328,7 +328,7 @@ def test_a_staying_workers_own_address_entry_stays():
 
 
 def test_a_leaving_worker_admitted_by_nothing_else():
-    admission = cluster_plan.leaving_admission(inventory(SPLIT), ["w2"])
+    admission = cluster_plan.leaving_admission(inventory(SPLIT), ROLES, ["w2"])
     assert admission == {"w2": {"address": "10.0.0.4", "exact": [], "networks": []}}
 
 
