@@ -198,7 +198,7 @@ def drill_lost_workers(cluster: Cluster) -> dict:
 def drill_worker_restart(cluster: Cluster) -> dict:
     """systemctl restart of a worker while it runs tasks: they finish first (warm shutdown)."""
     began = time.time()
-    run_id = cluster.start(tasks=3, seconds=30)
+    run_id = cluster.start(tasks=3, seconds=20)
     host, affected = busiest_worker(cluster.wait_holds(run_id, 3, "running"))
     fault_at = time.time()
     sh(host, f"systemctl restart {WORKER_UNIT}")
@@ -230,7 +230,7 @@ def drill_redis_kill9(cluster: Cluster) -> dict:
 def drill_postgresql_restart(cluster: Cluster) -> dict:
     """PostgreSQL restarted while tasks run."""
     began = time.time()
-    run_id = cluster.start(tasks=3, seconds=30)
+    run_id = cluster.start(tasks=3, seconds=20)
     cluster.wait_holds(run_id, 3, "running")
     restarts = airflow_restarts()
     fault_at = time.time()

@@ -153,9 +153,12 @@ def test_each_airflow_task_runs_once_per_host():
 
 def test_each_airflow_host_enters_the_shared_setup_once():
     """Counted from the run's entries (include events): the shared install and configuration
-    (_airflow_common, entry point host) is entered once per Airflow host, whatever its roles."""
-    entries = playbook_run("reconverge").entries("_airflow_common", "host")
-    assert entries == {host: 1 for host in AIRFLOW_HOSTS}, entries
+    (_airflow_common, entry point host) and the pruning of old virtualenvs after the host's last
+    unit (entry point finish) are each entered once per Airflow host, whatever its roles."""
+    run = playbook_run("reconverge")
+    for entry_point in ("host", "finish"):
+        entries = run.entries("_airflow_common", entry_point)
+        assert entries == {host: 1 for host in AIRFLOW_HOSTS}, (entry_point, entries)
 
 
 def test_a_viewer_cannot_trigger_or_unpause():
