@@ -297,7 +297,7 @@ def drill_all_hosts_restart(cluster: Cluster) -> dict:
 
 def api_health(cluster: Cluster) -> bool:
     try:
-        status, _ = http("GET", f"{cluster.base}/api/v2/monitor/health")
+        status, _unused = http("GET", f"{cluster.base}/api/v2/monitor/health")
     except (OSError, urllib.error.URLError):
         return False
     return status == 200

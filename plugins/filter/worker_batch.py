@@ -15,7 +15,7 @@ version_added: "0.1.0"
 description:
   - Returns C(100%) when every host of O(_input) was probed in this run
     (C(airflow_ops.celery.host_state), registered as C(__airflow_common_state) by the shared
-    Airflow setup) and on none of them the worker unit runs (the probe's C(stopped): C(inactive) or C(failed));
+    Airflow setup) and on none of them the worker unit runs (the probe's C(stopped), that is C(inactive) or C(failed));
     otherwise O(batch).
   - A host without a probe (outside C(--limit), unreachable, failed) counts as running a worker,
     so that doubt keeps the rolling batches.

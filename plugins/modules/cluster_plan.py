@@ -18,7 +18,7 @@ description:
   - Fails, before any host changes, with one message per problem naming the host, the variable and
     what is accepted. Secret values are never returned.
   - The logic lives in plugins/plugin_utils/cluster_plan.py, unit-tested in tests/unit/.
-author: airflow_ops.celery contributors
+author: airflow_ops maintainers (!UNKNOWN)
 options:
   only:
     description:
@@ -45,8 +45,10 @@ options:
     default: []
 attributes:
   check_mode:
+    description: Runs in check mode as in a normal run; it changes nothing either way.
     support: full
   diff_mode:
+    description: Nothing to show a diff of.
     support: none
 """
 

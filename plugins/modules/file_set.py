@@ -131,7 +131,7 @@ options:
       directory; matching paths are never removed.
     type: str
 author:
-  - airflow_ops.celery contributors
+  - airflow_ops maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -340,6 +340,11 @@ def main():
             absent=dict(type="list", elements="path", default=[]),
             exclusive=dict(type="list", elements="path", default=[]),
             keep=dict(type="str"),
+            # Expanded into files and directories by the action plugin on the controller.
+            trees=dict(type="list", elements="dict", default=[],
+                       options=dict(src=dict(type="path", required=True), path=dict(type="path", required=True),
+                                    owner=dict(type="str", default="root"), group=dict(type="str", default="root"),
+                                    directory_mode=dict(type="str", default="0750"), file_mode=dict(type="str", default="0640"))),
         ),
         supports_check_mode=True,
     )

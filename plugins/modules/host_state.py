@@ -49,7 +49,7 @@ options:
     elements: str
     default: []
 author:
-  - airflow_ops.celery contributors
+  - airflow_ops maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

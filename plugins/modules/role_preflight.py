@@ -18,7 +18,7 @@ description:
     a host's components need, Fernet keys, secret lengths, users, ports, timing rules, retention,
     the lock file for the Airflow version and Python, wheelhouse inputs).
   - The logic lives in plugins/plugin_utils/role_inputs.py and airflow_inputs.py, unit-tested in tests/unit/.
-author: airflow_ops.celery contributors
+author: airflow_ops maintainers (!UNKNOWN)
 options:
   role:
     description: The role whose inputs to check.
@@ -33,8 +33,10 @@ options:
     type: dict
 attributes:
   check_mode:
+    description: Runs in check mode as in a normal run; it changes nothing either way.
     support: full
   diff_mode:
+    description: Nothing to show a diff of.
     support: none
 """
 

@@ -15,7 +15,8 @@ import re
 
 # The inputs the checks read (the action plugin passes what is defined of them).
 INPUTS = (
-    "airflow_redis_password", "airflow_database_password", "airflow_result_backend_password", "airflow_fernet_key", "airflow_api_secret_key", "airflow_jwt_secret", "airflow_admin_password", "airflow_admin_user",
+    "airflow_redis_password", "airflow_database_password", "airflow_result_backend_password", "airflow_fernet_key",
+    "airflow_api_secret_key", "airflow_jwt_secret", "airflow_admin_password", "airflow_admin_user",
     "airflow_users", "airflow_auth_manager", "airflow_extras", "airflow_statsd_host", "airflow_statsd_port",
     "airflow_tls_ca_file", "airflow_api_server_tls_cert_file", "airflow_api_server_tls_key_file",
     "airflow_result_backend_name", "airflow_result_backend_user", "airflow_api_server_host", "airflow_api_server_port",

@@ -655,4 +655,4 @@ def secret_names(roles: dict) -> list[str]:
     """Every secret input the planner may ask a host for."""
     return unique([name for names in roles["secrets"].values() for name in names]
                   + [name for names in roles["need_secrets"].values() for name in names]
-                  + [source for _, source in SECRET_SOURCES.values()])
+                  + [source for _unused, source in SECRET_SOURCES.values()])

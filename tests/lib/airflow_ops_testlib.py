@@ -24,6 +24,7 @@ def record_figure(line: str) -> None:
     with FIGURES.open("a") as figures:
         figures.write(line + "\n")
 
+
 PLAY = """---
 - name: Apply {role} with the input under test
   hosts: {hosts}
@@ -100,7 +101,6 @@ class PlaybookRun:
                 slowest[r["task"]] = (r["seconds"], r["host"])
         ranked = sorted(slowest.items(), key=lambda item: -item[1][0])[:count]
         return "; ".join(f"{task.split(' : ')[-1]} ({host}) {seconds:.0f} s" for task, (seconds, host) in ranked)
-
 
 
 def run_role(role: str, hosts: str, extra_vars: dict) -> PlaybookRun:

@@ -154,7 +154,8 @@ def test_bad_users_and_auth(changes, expected):
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
-    ({"airflow_result_backend_name": "Celery-Results"}, "airflow_result_backend_name=Celery-Results and airflow_result_backend_user=airflow_celery must be lower-case identifiers."),
+    ({"airflow_result_backend_name": "Celery-Results"},
+     "airflow_result_backend_name=Celery-Results and airflow_result_backend_user=airflow_celery must be lower-case identifiers."),
     ({"airflow_api_server_host": "localhost"}, "airflow_api_server_host=localhost must be an address every worker reaches"),
     ({"airflow_api_server_host": "127.0.0.1"}, "airflow_api_server_host=127.0.0.1 must be"),
     ({"airflow_api_server_host": "0.0.0.0"}, "airflow_api_server_host=0.0.0.0 must be"),
@@ -179,7 +180,8 @@ def test_bad_users_and_auth(changes, expected):
     ({"airflow_venvs_keep": 0}, "airflow_venvs_keep must be at least 1 (the running install)."),
     ({"airflow_worker_drain_timeout": 0}, "airflow_worker_drain_timeout must be at least 1 (seconds)."),
     ({"airflow_database_backups_keep": 0}, "airflow_database_backups_keep must be at least 1."),
-    ({"airflow_database_backup_host": ""}, "airflow_database_backup needs airflow_database_backup_host, the inventory name of the PostgreSQL host (airflow_database_host=10.0.0.1 is not this host)"),
+    ({"airflow_database_backup_host": ""}, "airflow_database_backup needs airflow_database_backup_host, the inventory name of the"
+     " PostgreSQL host (airflow_database_host=10.0.0.1 is not this host)"),
     ({"airflow_extra_config": {"core": "parallelism"}}, "airflow_extra_config must map sections to {key: value} mappings."),
     ({"airflow_log_retention_days": -7}, "airflow_log_retention_days=-7 must be a number of days, or 0 (keep every log)."),
     ({"airflow_db_retention_days": "ninety"}, "airflow_db_retention_days=ninety must be a number of days, or 0 (no airflow db clean)."),

@@ -233,8 +233,8 @@ def test_max_connections_counts_slots_schedulers_and_api_workers():
 
 
 def test_settings_of_the_broker_and_database_reach_every_endpoint():
-    result = plan(inventory(SPLIT, host_vars={"data": {"redis_port": 6380, "postgresql_port": "5433",
-                                                        "postgresql_airflow_database": "meta"}}))
+    data = {"redis_port": 6380, "postgresql_port": "5433", "postgresql_airflow_database": "meta"}
+    result = plan(inventory(SPLIT, host_vars={"data": data}))
     assert result["broker"]["port"] == 6380
     assert result["database"]["port"] == 5433 and result["result_backend"]["port"] == 5433
     assert result["database"]["name"] == "meta"

@@ -101,7 +101,7 @@ def test_flower_lists_both_workers_with_credentials():
 
 
 def test_flower_refuses_requests_without_credentials():
-    status, _ = flower_workers(auth=None)
+    status, _unused = flower_workers(auth=None)
     assert status == 401
 
 
@@ -118,8 +118,8 @@ def test_reconverge_changes_only_the_new_user_and_restarts_nothing(api):
     run = playbook_run("reconverge")
     assert run.returncode == 0, run.output[-5000:]
     changed = run.changed_tasks()
-    assert {task for task, _ in changed} == USER_TASKS, sorted(changed)
-    assert len({host for _, host in changed}) == 1, sorted(changed)
+    assert {task for task, _unused in changed} == USER_TASKS, sorted(changed)
+    assert len({host for _unused, host in changed}) == 1, sorted(changed)
     assert unit_start_times("reconverge") == unit_start_times("before")
     record_figure(f"re-converge (-vvv, 6 hosts): {side_effect('reconverge.delta').read_text().strip()}; "
                   f"slowest tasks: {run.slowest_tasks()}")
@@ -263,15 +263,15 @@ def test_the_ui_and_flower_verify_against_the_ca_from_an_admin_network():
     import urllib.error
     import urllib.request
     for url, auth in ((f"{API}/api/v2/monitor/health", None), (f"{FLOWER}/healthcheck", FLOWER_AUTH)):
-        status, _ = http("GET", url, basic=auth)
+        status, _unused = http("GET", url, basic=auth)
         assert status == 200, url
         with pytest.raises(urllib.error.URLError) as err:
             urllib.request.urlopen(url, timeout=20, context=ssl.create_default_context())
         assert "CERTIFICATE_VERIFY_FAILED" in str(err.value), err.value
     for url in (API.replace("https:", "http:") + "/api/v2/monitor/health", FLOWER.replace("https:", "http:") + "/healthcheck"):
-        status, _ = 0, None
+        status, _unused = 0, None
         try:
-            status, _ = http("GET", url)
+            status, _unused = http("GET", url)
         except OSError:
             pass
         assert status not in (200, 401), url
@@ -315,7 +315,7 @@ def test_from_a_cluster_host_plain_tcp_to_the_broker_and_the_database_is_refused
     ],
 )
 def test_every_api_and_flower_path_needs_credentials(url):
-    status, _ = http("GET", url.format(api=API, flower=FLOWER))
+    status, _unused = http("GET", url.format(api=API, flower=FLOWER))
     assert status in (401, 403), (url, status)
 
 
@@ -329,7 +329,7 @@ def test_new_worker_joined_with_limit_and_nothing_else_restarted():
     # From then on it consumed and ran tasks: during the upgrade (side_effect), before it was
     # decommissioned (test_upgrade.py).
     upgrade = json.loads(side_effect("upgrade.json").read_text())
-    assert any(queues for sample in upgrade["samples"] for name, (queues, _) in sample.get("workers", {}).items()
+    assert any(queues for sample in upgrade["samples"] for name, (queues, _unused) in sample.get("workers", {}).items()
                if name == "celery@cl-worker3")
     assert "cl-worker3" in {task["host"] for task in upgrade["tasks"].values()}
 

@@ -53,7 +53,8 @@ def check_result_backend():
 CHECKS = {"broker": check_broker, "result_backend": check_result_backend}
 
 if __name__ == "__main__":
-    failures = [message for name in sys.argv[1:] if (message := CHECKS[name]())]
+    failures = [CHECKS[name]() for name in sys.argv[1:]]
+    failures = [message for message in failures if message]
     if failures:
         print("\n".join(failures))
     sys.exit(1 if failures else 0)

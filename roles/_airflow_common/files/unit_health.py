@@ -56,10 +56,10 @@ def main():
         problems = {unit: found_problem for unit, found_problem in found.items() if found_problem}
         if not problems:
             return 0
-        if any(not can_wait for _, can_wait in problems.values()) or time.monotonic() > deadline:
+        if any(not can_wait for _unused, can_wait in problems.values()) or time.monotonic() > deadline:
             break
         time.sleep(2)
-    for unit, (text, _) in problems.items():
+    for unit, (text, _unused) in problems.items():
         journal = subprocess.run(
             ["journalctl", "--unit", unit, "--lines", "15", "--no-pager", "--output", "cat"],
             capture_output=True, text=True, check=False,

@@ -150,7 +150,7 @@ def main() -> int:
             with open(args.dir / ".lock", "w") as lock_file:
                 fcntl.flock(lock_file, fcntl.LOCK_EX)
                 if not tar.is_file():
-                    if subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode:
+                    if subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, check=False).returncode:
                         raise RuntimeError(
                             f"{sys.executable} has no pip: install it (python3-pip) or set airflow_wheelhouse_python "
                             "to a Python that has it"

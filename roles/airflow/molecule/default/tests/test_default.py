@@ -161,9 +161,9 @@ def test_api_server_is_healthy(address):
 
 def test_token_requires_the_admin_password(address, api):
     assert api.token
-    status, _ = http("POST", f"http://{address}:8080/auth/token", {"username": "admin", "password": "not-the-password"})
+    status, _unused = http("POST", f"http://{address}:8080/auth/token", {"username": "admin", "password": "not-the-password"})
     assert status == 401
-    status, _ = http("GET", f"http://{address}:8080/api/v2/dags")
+    status, _unused = http("GET", f"http://{address}:8080/api/v2/dags")
     assert status == 401
     status, body = api.request("GET", "/api/v2/dags")
     assert status == 200, body
@@ -204,15 +204,15 @@ def test_flower_lists_the_worker_with_auth_only(address, node):
     status, body = http("GET", workers, basic=FLOWER_AUTH)
     assert status == 200
     assert f"celery@{node}" in body
-    status, _ = http("GET", workers)
+    status, _unused = http("GET", workers)
     assert status == 401
-    status, _ = http("GET", workers, basic=("ops", "wrong-password-123"))
+    status, _unused = http("GET", workers, basic=("ops", "wrong-password-123"))
     assert status == 401
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/healthcheck", "/", "/workers", "/tasks", "/api/tasks", "/broker"])
 def test_every_flower_path_needs_the_login(address, path):
-    status, _ = http("GET", f"http://{address}:5555{path}")
+    status, _unused = http("GET", f"http://{address}:5555{path}")
     assert status == 401, path
     status, body = http("GET", f"http://{address}:5555{path}", basic=FLOWER_AUTH)
     assert status == 200, (path, body)

@@ -35,7 +35,7 @@ def test_flower_listens_on_flower_port(host):
     assert [address.rsplit(":", 1)[1] for address in listening(host, PORT)] == [str(PORT)]
 
 
-@pytest.mark.parametrize("login", LOGINS, ids=[user for user, _ in LOGINS])
+@pytest.mark.parametrize("login", LOGINS, ids=[user for user, _unused in LOGINS])
 def test_each_login_opens_flower(flower, login):
     status, body = http("GET", f"{flower}/api/workers", basic=login)
     assert status == 200, body
@@ -45,7 +45,7 @@ def test_each_login_opens_flower(flower, login):
                          ids=["none", "other-users-password", "unknown-user"])
 def test_a_wrong_login_is_refused(flower, login):
     for path in ("/", "/api/workers", "/broker", "/metrics"):
-        status, _ = http("GET", flower + path, basic=login)
+        status, _unused = http("GET", flower + path, basic=login)
         assert status == 401, (path, login)
 
 

@@ -36,7 +36,7 @@ def test_result_backend_login_logs_in_and_creates_a_table(host, server_of):
 
 @pytest.mark.parametrize("credentials", [METADATA, RESULT_BACKEND], ids=["metadata", "result-backend"])
 def test_wrong_password_is_rejected(host, credentials):
-    user, database, _ = credentials
+    user, database, _unused = credentials
     out = login(host, CONTROL_PLANE_OF[host.backend.get_hostname()], "SELECT 1", user, database, "not-the-password")
     assert out.rc != 0
     assert "password authentication failed" in out.stderr
@@ -51,14 +51,14 @@ def test_worker_cannot_log_in_to_the_metadata(host):
 
 @pytest.mark.parametrize("server_of", [CONTROL_PLANE_OF, WORKER_OF], ids=["control-plane", "worker"])
 def test_result_backend_login_is_rejected_on_the_metadata_database(host, server_of):
-    user, _, password = RESULT_BACKEND
+    user, _unused, password = RESULT_BACKEND
     out = login(host, server_of[host.backend.get_hostname()], "SELECT 1", user, METADATA[1], password)
     assert out.rc != 0
     assert "rejects connection" in out.stderr
 
 
 def test_metadata_login_is_rejected_on_the_result_backend_database(host):
-    user, _, password = METADATA
+    user, _unused, password = METADATA
     out = login(host, CONTROL_PLANE_OF[host.backend.get_hostname()], "SELECT 1", user, RESULT_BACKEND[1], password)
     assert out.rc != 0
     assert "rejects connection" in out.stderr

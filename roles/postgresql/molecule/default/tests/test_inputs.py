@@ -60,4 +60,3 @@ def test_invalid_input_fails_clearly_before_any_change(bad_input, expected):
     assert expected in " ".join(result.output.split()), result.output
     assert result.changed == 0, result.output
     assert_no_secret_printed(bad_input, result.output)
-

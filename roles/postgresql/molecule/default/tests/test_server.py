@@ -30,7 +30,7 @@ def test_settings_from_inputs(host):
 
 @LOGINS
 def test_each_login_owns_a_utf8_database(host, credentials):
-    user, database, _ = credentials
+    user, database, _unused = credentials
     row = admin(host, f"SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding) FROM pg_database WHERE datname = '{database}'")
     assert row == f"{user}|UTF8"
     assert admin(host, f"SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = '{user}'") == "t"
