@@ -23,7 +23,7 @@ from pathlib import Path
 from drills import Cluster, api_health, sh, wait_for
 
 TASKS_PER_RUN = 4
-TASK_SECONDS = 25
+TASK_SECONDS = 40
 # Start a new run when fewer tasks than this are queued or running: 5 to 8 tasks in flight on the
 # workers' 12 slots, enough to keep every worker busy (each worker drains with tasks on it) without
 # starting a task process every few seconds on hosts that are installing.
