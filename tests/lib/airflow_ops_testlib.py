@@ -330,6 +330,21 @@ def listening(host, port: int, udp: bool = False) -> list[str]:
     return host.check_output(f"ss -H{'u' if udp else 't'}ln 'sport = :{port}' | awk '{{print $4}}'").split()
 
 
+def assert_airflow_unit_runs_hardened(host, unit: str) -> None:
+    """An Airflow component's unit runs and is enabled, as the airflow user, restarted on failure,
+    with the collection's hardening (no new privileges, a read-only system)."""
+    service = host.service(unit)
+    assert service.is_running and service.is_enabled
+    shown = unit_properties(host, unit, "User", "Restart", "NoNewPrivileges", "ProtectSystem")
+    assert shown == {"User": "airflow", "Restart": "on-failure", "NoNewPrivileges": "yes", "ProtectSystem": "strict"}, shown
+
+
+def airflow_component_units(host) -> list[str]:
+    """The Airflow component units installed on this testinfra host (not the cleanup and ops helpers)."""
+    units = host.check_output("systemctl list-unit-files --no-legend --plain 'airflow-*.service' | awk '{print $1}'").split()
+    return sorted(u for u in units if not u.startswith(("airflow-cleanup-", "airflow-ops-")))
+
+
 def assert_exporter_hardened_on_cluster_address(host, unit: str, port: int) -> None:
     """An exporter's unit runs and is enabled, as the unprivileged prometheus user with the Debian
     unit's hardening, and listens on the host's cluster address only."""

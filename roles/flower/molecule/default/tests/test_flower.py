@@ -4,7 +4,7 @@ show the broker's password. Asked from the controller over the scenario's networ
 
 import pytest
 
-from airflow_ops_testlib import container_ip, http, listening, unit_properties, wait_for
+from airflow_ops_testlib import airflow_component_units, assert_airflow_unit_runs_hardened, container_ip, http, listening, wait_for
 
 LOGINS = [("ops", "molecule-Flower-Secret-1"), ("audit", "molecule-Audit-Secret-2")]
 BROKER_PASSWORD = "molecule-broker-Secret-1"
@@ -19,16 +19,12 @@ def flower(host):
 
 
 def test_flower_runs_as_an_enabled_unit_of_the_airflow_user(host):
-    service = host.service("airflow-flower")
-    assert service.is_running and service.is_enabled
-    shown = unit_properties(host, "airflow-flower", "User", "Restart", "NoNewPrivileges", "ProtectSystem")
-    assert shown == {"User": "airflow", "Restart": "on-failure", "NoNewPrivileges": "yes", "ProtectSystem": "strict"}, shown
+    assert_airflow_unit_runs_hardened(host, "airflow-flower")
 
 
 def test_only_flower_is_installed(host):
-    units = host.check_output("systemctl list-unit-files --no-legend --plain 'airflow-*.service' | awk '{print $1}'").split()
-    components = sorted(u for u in units if not u.startswith(("airflow-cleanup-", "airflow-ops-")))
-    assert components == ["airflow-flower.service"], units
+    components = airflow_component_units(host)
+    assert components == ["airflow-flower.service"], components
 
 
 def test_flower_listens_on_flower_port(host):

@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from airflow_ops_testlib import unit_properties, wait_for
+from airflow_ops_testlib import airflow_component_units, assert_airflow_unit_runs_hardened, unit_properties, wait_for
 
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 AS_AIRFLOW = ("runuser -u airflow -- env AIRFLOW_HOME=/opt/airflow AIRFLOW_CONFIG=/etc/airflow/airflow.cfg "
@@ -40,16 +40,12 @@ def answers(host, node):
 
 
 def test_the_worker_runs_as_an_enabled_unit_of_the_airflow_user(host):
-    service = host.service("airflow-worker")
-    assert service.is_running and service.is_enabled
-    shown = unit_properties(host, "airflow-worker", "User", "Restart", "NoNewPrivileges", "ProtectSystem")
-    assert shown == {"User": "airflow", "Restart": "on-failure", "NoNewPrivileges": "yes", "ProtectSystem": "strict"}, shown
+    assert_airflow_unit_runs_hardened(host, "airflow-worker")
 
 
 def test_only_the_worker_is_installed(host):
-    units = host.check_output("systemctl list-unit-files --no-legend --plain 'airflow-*.service' | awk '{print $1}'").split()
-    components = sorted(u for u in units if not u.startswith(("airflow-cleanup-", "airflow-ops-")))
-    assert components == ["airflow-worker.service"], units
+    components = airflow_component_units(host)
+    assert components == ["airflow-worker.service"], components
 
 
 def test_a_stop_waits_for_running_tasks_up_to_worker_stop_timeout(host):
