@@ -132,7 +132,10 @@ class Cluster:
         return left
 
     def summary(self, run_id: str, since: float, dag: str = DAG) -> dict:
-        run = self.finish(run_id, dag=dag)
+        try:
+            run = self.finish(run_id, dag=dag)
+        except AssertionError as err:
+            raise AssertionError(f"{err}; {self.diagnosis(run_id, dag)}") from None
         tis = self.holds(run_id, dag)
         key = (lambda ti: str(ti["map_index"])) if dag == DAG else (lambda ti: ti["task_id"])
         return {
@@ -145,6 +148,14 @@ class Cluster:
             "down_units": {h: u for h in HOSTS for u, s in airflow_units(h).items() if s != "active running"},
             "drill_seconds": round(time.time() - since, 1),
         }
+
+    def diagnosis(self, run_id: str, dag: str = DAG) -> str:
+        """What a run that did not end left behind: its tasks' states and hosts, and the last
+        journal lines of the scheduler and of each worker (the drill's error carries them)."""
+        tis = [f"{ti['task_id']}[{ti['map_index']}]={ti['state']}@{ti['hostname'] or '-'}" for ti in self.holds(run_id, dag)]
+        journals = {h: sh(h, f"journalctl -u {u} -n 8 --no-pager -o cat", check=False)
+                    for h, u in [("cl-scheduler", "airflow-scheduler")] + [(w, WORKER_UNIT) for w in WORKERS]}
+        return json.dumps({"task_instances": tis, "journals": journals})
 
 
 def busiest_worker(running: list[dict]) -> tuple[str, list[int]]:
@@ -288,10 +299,12 @@ def drill_all_hosts_restart(cluster: Cluster) -> dict:
     healthy = wait_for("every Airflow unit to run again",
                        lambda: all(airflow_units(h).get(u) == "active running" for h in HOSTS for u in units[h])
                        and api_health(cluster) and time.time(), timeout=600, interval=3)
+    changed = [h for h in HOSTS if container_ip(h) != addresses[h]]
+    if changed:
+        raise RuntimeError(f"addresses changed on restart: {changed}")
     run_id = cluster.start(tasks=6, seconds=5)
     result = cluster.summary(run_id, began)
-    result.update(healthy_seconds=round(healthy - fault_at, 1),
-                  addresses_changed=[h for h in HOSTS if container_ip(h) != addresses[h]])
+    result.update(healthy_seconds=round(healthy - fault_at, 1), addresses_changed=changed)
     return result
 
 
