@@ -20,7 +20,7 @@ INPUTS = (
     "airflow_users", "airflow_auth_manager", "airflow_extras", "airflow_statsd_host", "airflow_statsd_port",
     "airflow_tls_ca_file", "airflow_api_server_tls_cert_file", "airflow_api_server_tls_key_file",
     "airflow_result_backend_name", "airflow_result_backend_user", "airflow_api_server_host", "airflow_api_server_port",
-    "airflow_worker_log_server_port", "airflow_database_port", "airflow_redis_port", "airflow_database_name",
+    "airflow_worker_log_server_port", "airflow_triggerer_log_server_port", "airflow_database_port", "airflow_redis_port", "airflow_database_name",
     "airflow_database_user", "airflow_redis_db", "airflow_api_server_workers", "airflow_celery_visibility_timeout",
     "airflow_longest_task", "airflow_dag_refresh_interval", "airflow_celery_prefetch_multiplier",
     "airflow_default_task_retries", "airflow_default_task_retry_delay", "airflow_task_heartbeat_check_interval",
@@ -80,10 +80,12 @@ def secret_errors(values: dict, ctx: Context, missing: list[str]) -> list[str]:
         errors.append("airflow_fernet_key must be a Fernet key (44 url-safe base64 characters: python3 -c "
                       "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'), or to rotate, "
                       "distinct keys separated by commas without spaces, the new one first (NEW,OLD).")
-    if "api_secret_key" in needs and given("airflow_api_secret_key") and len(str(values["airflow_api_secret_key"])) < 16:
-        errors.append("airflow_api_secret_key must be at least 16 characters.")
-    if "jwt_secret" in needs and given("airflow_jwt_secret") and len(str(values["airflow_jwt_secret"])) < 16:
-        errors.append("airflow_jwt_secret must be at least 16 characters.")
+    if "api_secret_key" in needs and given("airflow_api_secret_key") and len(str(values["airflow_api_secret_key"])) < 32:
+        errors.append("airflow_api_secret_key must be at least 32 characters (it signs UI sessions and log server tokens): "
+                      "e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'.")
+    if "jwt_secret" in needs and given("airflow_jwt_secret") and len(str(values["airflow_jwt_secret"]).encode()) < 64:
+        errors.append("airflow_jwt_secret must be at least 64 bytes (task tokens are signed with HS512, whose key should be"
+                      " as long as its 64-byte hash): e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(64))'.")
     if "users" in needs and given("airflow_admin_password") and len(str(values["airflow_admin_password"])) < 12:
         errors.append("airflow_admin_password must be at least 12 characters.")
     if "users" in needs and [user for user in present_users(values.get("airflow_users") or [])
@@ -163,7 +165,8 @@ def setting_errors(values: dict, ctx: Context) -> list[str]:
     need(api_host and not LOCAL.match(api_host) and api_host == api_host.strip(),
          f"airflow_api_server_host={api_host} must be an address every worker reaches the api server at, never localhost"
          " (site.yml: site_api_server_host, or the first api_server host).")
-    for name in ("airflow_api_server_port", "airflow_worker_log_server_port", "airflow_database_port", "airflow_redis_port"):
+    for name in ("airflow_api_server_port", "airflow_worker_log_server_port", "airflow_triggerer_log_server_port",
+                 "airflow_database_port", "airflow_redis_port"):
         need(in_range(v.get(name), 1, 65535), f"{name}={v.get(name)} must be a port (1-65535).")
     for name in ("airflow_database_name", "airflow_database_user"):
         need(IDENTIFIER.fullmatch(str(v.get(name))), f"{name}={v.get(name)} must be a lower-case identifier.")

@@ -56,6 +56,7 @@ ROLE_INPUTS = {
     "airflow_api_server_port": "_airflow_common",
     "airflow_api_server_workers": "_airflow_common",
     "airflow_worker_log_server_port": "_airflow_common",
+    "airflow_triggerer_log_server_port": "_airflow_common",
     "worker_concurrency": "worker",
     "flower_port": "flower",
     "prometheus_port": "prometheus",
@@ -354,6 +355,8 @@ def listen_ports(inv: Inventory, host: str, monitoring: bool) -> list[tuple[str,
         ports.append(("postgresql_exporter_port", inv.get(host, "postgresql_exporter_port")))
     if host in inv.groups["api_server"]:
         ports.append(("airflow_api_server_port", inv.get(host, "airflow_api_server_port")))
+    if host in inv.groups["scheduler"]:
+        ports.append(("airflow_triggerer_log_server_port", inv.get(host, "airflow_triggerer_log_server_port")))
     if host in inv.groups["workers"]:
         ports.append(("airflow_worker_log_server_port", inv.get(host, "airflow_worker_log_server_port")))
     if host in inv.groups["flower"]:
@@ -483,6 +486,9 @@ def plan(data: dict, roles: dict) -> dict:
                           "port": port_of["airflow_api_server_port"], "sources": airflow_sources + admin_networks})
         if "airflow_worker_log_server_port" in port_of:
             rules.append({"name": "worker log server: the api servers", "port": port_of["airflow_worker_log_server_port"],
+                          "sources": addresses(groups["api_server"])})
+        if "airflow_triggerer_log_server_port" in port_of:
+            rules.append({"name": "triggerer log server: the api servers", "port": port_of["airflow_triggerer_log_server_port"],
                           "sources": addresses(groups["api_server"])})
         if "flower_port" in port_of:
             rules.append({"name": "Flower: site_admin_networks and the monitoring host", "port": port_of["flower_port"],

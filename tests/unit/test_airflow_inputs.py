@@ -25,8 +25,8 @@ VALID = dict(
     airflow_database_password="unit-db-Secret-1",
     airflow_result_backend_password="unit-results-Secret-1",
     airflow_fernet_key="YAddBUL88sy2vlaO7ypwVS4ySKShQOcdE5wSOglfl2o=",
-    airflow_api_secret_key="unit-api-secret-key-1",
-    airflow_jwt_secret="unit-jwt-secret-key-1",
+    airflow_api_secret_key="unit-api-secret-key-1-6d1f8b3e9a4c",
+    airflow_jwt_secret="unit-jwt-secret-key-1-2f7a4c9e1b6d3f8a5c0e7b2d9f4a1c6e3b8d5f0a7c2e9b4d",
     airflow_admin_password="unit-Admin-Secret-1",
     airflow_api_server_host="10.0.0.2",
     airflow_database_host="10.0.0.1",
@@ -104,8 +104,10 @@ def test_rotation_list_passes():
 
 
 @pytest.mark.parametrize(("components", "changes", "expected"), [
-    (ALL, {"airflow_api_secret_key": "Sh0rt-key"}, "airflow_api_secret_key must be at least 16 characters."),
-    (ALL, {"airflow_jwt_secret": "Sh0rt-jwt"}, "airflow_jwt_secret must be at least 16 characters."),
+    (ALL, {"airflow_api_secret_key": "Sh0rt-key"}, "airflow_api_secret_key must be at least 32 characters"),
+    (ALL, {"airflow_api_secret_key": "x" * 31}, "airflow_api_secret_key must be at least 32 characters"),
+    (ALL, {"airflow_jwt_secret": "Sh0rt-jwt"}, "airflow_jwt_secret must be at least 64 bytes"),
+    (ALL, {"airflow_jwt_secret": "j" * 63}, "airflow_jwt_secret must be at least 64 bytes"),
     (ALL, {"airflow_admin_password": "Sh0rt-admin"}, "airflow_admin_password must be at least 12 characters."),
     (ALL, {"airflow_users": [{"username": "analyst", "password": "Sh0rt-user", "role": "Viewer"}]},
      "every user in airflow_users needs a password of at least 12 characters"),
@@ -233,3 +235,10 @@ def test_wheelhouse_inputs():
 
 def test_every_problem_at_once():
     assert len(check(airflow_redis_db=99, airflow_venvs_keep=0, airflow_jwt_secret="short")) == 3
+
+
+def test_secret_lengths_at_the_limit_pass():
+    """32 characters of api secret key, 64 bytes of JWT secret (UTF-8: 32 two-byte characters are 64 bytes)."""
+    assert check(airflow_api_secret_key="k" * 32, airflow_jwt_secret="j" * 64) == []
+    assert check(airflow_jwt_secret="é" * 32) == []
+    assert one(airflow_jwt_secret="é" * 31).startswith("airflow_jwt_secret must be at least 64 bytes")

@@ -136,6 +136,9 @@ def test_every_client_endpoint_has_a_firewall_rule_and_pg_hba_line(shape):
             for api_host in groups["api_server"]:
                 log = served_by(result, host, 8793)[0]["sources"]
                 assert result["hosts"][api_host]["address"] in log
+        if "triggerer" in components:  # the api servers read the triggers' logs there
+            assert served_by(result, host, 8794)[0]["sources"] == [
+                result["hosts"][api_host]["address"] for api_host in groups["api_server"]], host
 
 
 @pytest.mark.parametrize("shape", [s for s in SHAPES if SHAPES[s][1].get("site_firewall")])
@@ -271,6 +274,8 @@ def test_firewall_rules_golden_for_the_cluster_scenario():
     assert db_rules["StatsD receiver: the Airflow hosts"] == {
         "name": "StatsD receiver: the Airflow hosts", "protocol": "udp", "port": 8125, "sources": airflow}
     assert result["hosts"]["cl-db"]["roles"][-1] == "firewall"
+    assert result["hosts"]["cl-scheduler"]["firewall_rules"] == [
+        {"name": "triggerer log server: the api servers", "port": 8794, "sources": ["10.0.0.4"]}]
 
 
 def test_decommissioned_worker_leaves_every_rule():
@@ -589,7 +594,8 @@ def effective(result: dict, host: str, common: dict) -> dict:
 @pytest.mark.parametrize("name", sorted(path.name.split(".")[0] for path in GOLDEN.glob("*.inventory.yml")))
 def test_plan_reproduces_the_settings_the_jinja_gave(name):
     """Every input the site playbook derived, per host, equals what the Jinja of playbooks/vars/site.yml
-    computed for the same inventory before the plan (recorded in <name>.expected.json)."""
+    computed for the same inventory before the plan (recorded in <name>.expected.json), plus what the
+    plan added since: the rule of the triggerer's log server (8794, the api servers)."""
     data, common = golden_inventory(name)
     result = plan(data)
     expected = json.loads((GOLDEN / f"{name}.expected.json").read_text())

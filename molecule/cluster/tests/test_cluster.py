@@ -23,7 +23,7 @@ AIRFLOW_HOSTS = ["cl-broker", "cl-scheduler", "cl-api", "cl-worker1", "cl-worker
 CONTROL_PLANE_SECRETS = {
     "metadata database password": "molecule-db-Secret-1",
     "Fernet key": "YAddBUL88sy2vlaO7ypwVS4ySKShQOcdE5wSOglfl2o=",
-    "JWT secret": "molecule-jwt-secret-key-1",
+    "JWT secret": "molecule-jwt-secret-key-1-9f4c2a7e5b1d8036c4e9a2f7b5d1c8e3a6f0b9d2c7e4a1f5",
     "admin password": "molecule-Admin-Secret-1",
 }
 METADATA_LOGIN = ("airflow", "airflow", "molecule-db-Secret-1")  # user, database, password
@@ -222,6 +222,36 @@ def test_from_outside_no_service_port_opens(host, port):
     assert out.rc != 0 and "Connection refused" in out.stderr, (host, port, out.stderr)
 
 
+CLUSTER_HOSTS = ["cl-broker", "cl-db", "cl-scheduler", "cl-api", "cl-worker1", "cl-worker2"]
+
+
+def listening_ports(host):
+    """The TCP ports a host listens on beyond loopback (from ss: every socket, not only the known ones)."""
+    ports = set()
+    for line in remote(host).check_output("ss -Htln").splitlines():
+        local = line.split()[3]
+        address, port = local.rsplit(":", 1)
+        if address.strip("[]").split("%")[0] not in ("127.0.0.1", "::1") and not address.startswith("127."):
+            ports.add(int(port))
+    return sorted(ports)
+
+
+def test_from_outside_every_listening_port_refuses():
+    """Whatever listens beyond loopback on a cluster host (the triggerer's log server included),
+    the outsider's connection is refused: no port is open without a rule."""
+    outsider = remote("cl-outsider")
+    opened, probed = [], {}
+    for host in CLUSTER_HOSTS:
+        probed[host] = listening_ports(host)
+        for port in probed[host]:
+            out = outsider.run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
+            if not (out.rc != 0 and "Connection refused" in out.stderr):
+                opened.append(f"{host}:{port} ({out.rc}, {out.stderr.strip()[-80:]})")
+    record_figure(f"ports the outsider found refused: {json.dumps(probed)}")
+    assert 8794 in probed["cl-scheduler"] and 8793 in probed["cl-worker1"], probed
+    assert opened == [], opened
+
+
 def test_the_firewall_admits_what_the_cluster_needs():
     """The control for the test above: from cl-worker1 the broker, database and api server open,
     Flower (admin networks only) does not; nothing in the rules of the worker admits the outsider."""
@@ -231,6 +261,10 @@ def test_the_firewall_admits_what_the_cluster_needs():
         out = worker.run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
         assert (out.rc == 0) == opens, (host, port, out.stderr)
     assert container_ip("cl-outsider") not in worker.check_output("nft list table inet airflow_ops")
+    # The api server reads task logs from the workers and trigger logs from the triggerer.
+    for host, port in [("cl-worker1", 8793), ("cl-scheduler", 8794)]:
+        out = remote("cl-api").run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
+        assert out.rc == 0, (host, port, out.stderr)
 
 
 # A TLS handshake from a host, verified against the CA it was given, with the address as the
