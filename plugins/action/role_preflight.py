@@ -29,11 +29,13 @@ class ActionModule(ActionBase):
         if role not in role_inputs.CHECKS or set(args) - {"role", "context"}:
             return dict(result, failed=True,
                         msg=f"role_preflight takes role (one of {', '.join(role_inputs.CHECKS)}) and an optional context.")
+        # Every public input of the role's spec (the shared Airflow role's entry point is `host`),
+        # and for the shared Airflow role the inputs its checks read.
+        spec = yaml.safe_load((ROLES_DIR / role / "meta" / "argument_specs.yml").read_text())
+        entry = "host" if role == "_airflow_common" else "main"
+        names = [name for name in spec["argument_specs"][entry].get("options", {}) if not name.startswith("_")]
         if role == "_airflow_common":
-            names = airflow_inputs.INPUTS
-        else:
-            spec = yaml.safe_load((ROLES_DIR / role / "meta" / "argument_specs.yml").read_text())
-            names = spec["argument_specs"]["main"].get("options", {})
+            names += [name for name in airflow_inputs.INPUTS if name not in names]
         values = {}
         for name in names:
             if name not in task_vars:
@@ -46,7 +48,7 @@ class ActionModule(ActionBase):
         context = dict(args.get("context") or {}, host=task_vars.get("inventory_hostname"))
         if role == "_airflow_common":
             context.update(self._airflow_files(values, str(context.get("python_minor", ""))))
-        errors = role_inputs.CHECKS[role](values, context)
+        errors = role_inputs.check(role, values, context)
         if errors:
             return dict(result, failed=True, changed=False, errors=errors, msg=" ".join(errors))
         return dict(result, changed=False, msg=f"The {role} inputs of this host are fine.")

@@ -29,6 +29,7 @@ CLUSTER_DEFAULTS = {
     "site_postgresql_extra_clients": [],
     "site_postgresql_max_connections": None,
     "site_worker_batch": 1,
+    "site_allow_colocated_workers": False,
     "site_tls": False,
     "site_firewall": False,
     "site_admin_networks": [],
@@ -214,7 +215,7 @@ def cluster_settings(inv: Inventory) -> dict:
             inv.errors.append(f"{name} differs between hosts ({spread}): it is a cluster setting, set it once for all "
                               "hosts (group_vars/all).")
         settings[name] = inv.raw(members[0], name, default) if members else default
-    for name in ("site_tls", "site_firewall"):
+    for name in ("site_tls", "site_firewall", "site_allow_colocated_workers"):
         settings[name] = as_bool(settings[name])
     return settings
 
@@ -269,6 +270,27 @@ def check_cluster_settings(inv: Inventory, settings: dict) -> None:
             valid = False
         if not valid:
             errors.append(f"site_postgresql_max_connections={max_connections} must be a whole number of at least 20.")
+
+
+# Groups whose hosts hold what task code must not read: the database's superuser and data, the
+# control plane's secrets (metadata login, Fernet key, JWT secret) in the airflow.cfg the worker's
+# own user reads.
+NO_WORKERS_WITH = ("postgresql", "scheduler", "api_server")
+
+
+def check_colocated_workers(inv: Inventory, settings: dict) -> None:
+    """A worker runs untrusted task code as `airflow`: on a database or control-plane host that code
+    could read their secrets. Refused unless site_allow_colocated_workers says the user accepts it."""
+    if settings["site_allow_colocated_workers"]:
+        return
+    for host in inv.groups["workers"]:
+        shared = [f"`{group}`" for group in NO_WORKERS_WITH if host in inv.groups[group]]
+        if shared:
+            inv.errors.append(
+                f"{host} is in `workers` and in {' and '.join(shared)}: task code on a worker runs as `airflow` and "
+                "could read that host's secrets (the metadata database's login, the Fernet key, the JWT secret) or its "
+                "database. Give the workers hosts of their own, or set site_allow_colocated_workers: true to accept it "
+                "(a single-host test box).")
 
 
 def host_roles(inv: Inventory, host: str, settings: dict) -> list[str]:
@@ -392,6 +414,7 @@ def plan(data: dict, roles: dict) -> dict:
         raise PlanError(inv.errors)
     settings = cluster_settings(inv)
     check_cluster_settings(inv, settings)
+    check_colocated_workers(inv, settings)
 
     groups = inv.groups
     redis_host, postgresql_host = groups["redis"][0], groups["postgresql"][0]

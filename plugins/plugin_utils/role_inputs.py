@@ -21,6 +21,30 @@ except ImportError:
     import airflow_inputs
 
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+LINE_BREAK = re.compile("[\r\n\x00]")
+
+
+def breaks_lines(value) -> bool:
+    """Whether a value holds CR, LF or NUL anywhere: in a string, or in a key or item of a mapping or list."""
+    if isinstance(value, str):
+        return bool(LINE_BREAK.search(value))
+    if isinstance(value, dict):
+        return any(breaks_lines(key) or breaks_lines(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(breaks_lines(item) for item in value)
+    return False
+
+
+def line_break_errors(values: dict, host: str) -> list[str]:
+    """Every input a role writes into a config file, environment file or unit is one line there: a
+    CR, LF or NUL would end that line and start another the user did not mean (a second directive, a
+    second environment variable). Names the inputs, never their values."""
+    bad = sorted(name for name, value in values.items() if breaks_lines(value))
+    if not bad:
+        return []
+    return [f"{', '.join(bad)} on {host} {'holds' if len(bad) == 1 else 'hold'} a carriage return, line feed or NUL, which "
+            "would end its line in the config file or unit it is written to. Every value must be on one line (a secret "
+            "read from a file often ends with a newline: strip it, e.g. with | trim)."]
 
 
 def is_network(value) -> bool:
@@ -209,3 +233,8 @@ def airflow_common(v: dict, ctx: dict) -> list[str]:
 
 CHECKS = {"_airflow_common": airflow_common, "redis": redis, "postgresql": postgresql, "worker": worker, "flower": flower, "prometheus": prometheus,
           "firewall": firewall}
+
+
+def check(role: str, values: dict, ctx: dict) -> list[str]:
+    """Every problem of a role's inputs on a host: line breaks in any of them, then the role's own checks."""
+    return line_break_errors(values, ctx.get("host", "this host")) + CHECKS[role](values, ctx)

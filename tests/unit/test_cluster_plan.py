@@ -69,7 +69,7 @@ DEMO = yaml.safe_load((ROOT / "inventories" / "demo" / "hosts.yml").read_text())
 DEMO = {group: list((body or {}).get("hosts") or []) for group, body in DEMO.items()}
 
 SHAPES = {
-    "all-in-one": (ALL_IN_ONE, {}),
+    "all-in-one": (ALL_IN_ONE, {"site_allow_colocated_workers": True}),
     "split": (SPLIT, {}),
     "two-schedulers": (dict(SPLIT, scheduler=["s1", "s2"]), {}),
     "two-api-servers": (dict(SPLIT, api_server=["a1", "a2"]), {}),
@@ -253,7 +253,8 @@ def test_tls_names():
                             common={"site_tls_extra_names": ["DNS:airflow.example.com"]}))
     assert result["hosts"]["core"]["tls_names"] == ["DNS:core", "IP:10.0.0.2", "DNS:localhost", "IP:127.0.0.1",
                                                     "DNS:airflow.example.com"]
-    by_ip = plan(inventory({g: ["10.0.0.7"] for g in ALL_IN_ONE}, addresses={"10.0.0.7": "10.0.0.7"}))
+    by_ip = plan(inventory({g: ["10.0.0.7"] for g in ALL_IN_ONE}, addresses={"10.0.0.7": "10.0.0.7"},
+                           common={"site_allow_colocated_workers": True}))
     assert by_ip["hosts"]["10.0.0.7"]["tls_names"] == ["IP:10.0.0.7", "DNS:localhost", "IP:127.0.0.1"]
 
 
@@ -455,7 +456,30 @@ def test_bad_role_input(host, name, value, expected):
     ({"cl-db": {"prometheus_port": 9187}}, CLUSTER, "cl-db: postgresql_exporter_port and prometheus_port are all 9187"),
 ])
 def test_port_clashes(host_vars, groups, expected):
-    assert expected in one_error(inventory(groups, host_vars=host_vars))
+    assert expected in one_error(inventory(groups, host_vars=host_vars, common={"site_allow_colocated_workers": True}))
+
+
+@pytest.mark.parametrize(("groups", "shared"), [
+    (ALL_IN_ONE, "`postgresql` and `scheduler` and `api_server`"),
+    (dict(SPLIT, workers=["w1", "core"]), "`scheduler` and `api_server`"),
+    (dict(SPLIT, workers=["w1", "data"], scheduler=["core"]), "`postgresql`"),
+    (dict(SPLIT, api_server=["a1"], workers=["w1", "a1"]), "`api_server`"),
+])
+def test_a_worker_beside_the_database_or_control_plane_is_refused(groups, shared):
+    host = [h for h in groups["workers"] if h not in ("w1", "w2")][0] if groups is not ALL_IN_ONE else "aio"
+    message = one_error(inventory(groups))
+    assert message.startswith(f"{host} is in `workers` and in {shared}: task code on a worker runs as `airflow`"), message
+    assert message.endswith("or set site_allow_colocated_workers: true to accept it (a single-host test box).")
+
+
+@pytest.mark.parametrize("value", [True, "yes", "true"])
+def test_colocated_workers_pass_when_the_user_accepts_them(value):
+    assert plan(inventory(ALL_IN_ONE, common={"site_allow_colocated_workers": value}))["hosts"]["aio"]["components"][-1] == "worker"
+
+
+def test_a_worker_beside_the_broker_or_flower_needs_no_switch():
+    """Workers hold the broker's password anyway; Flower holds nothing more than they do."""
+    assert plan(inventory(dict(SPLIT, redis=["broker"], workers=["w1", "broker"], flower=["w1"])))
 
 
 def test_exporter_ports_clash_only_with_monitoring():

@@ -163,3 +163,31 @@ def test_numbers_given_as_strings_pass():
 
 def test_empty_rules_pass():
     assert role_inputs.firewall({"firewall_rules": []}, {"ssh_port": 22}) == []
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("redis_password", "unit-broker-Secret-1\n"),                       # a secret read from a file, newline kept
+    ("redis_extra_config", {"maxclients": "100\nrename-command CONFIG \"\""}),  # a second directive smuggled in
+    ("redis_extra_config", {"maxclients\r": "100"}),                     # in a key
+    ("redis_bind", ["10.0.0.1", "10.0.0.2\x00"]),                        # NUL in a list item
+])
+def test_line_breaks_are_refused_by_name_never_by_value(name, value):
+    errors = role_inputs.check("redis", dict(VALID["redis"], **{name: value}), dict(CONTEXT["redis"], host="h1"))
+    assert errors[0].startswith(f"{name} on h1 holds a carriage return, line feed or NUL"), errors
+    assert "unit-broker-Secret-1" not in " ".join(errors) and "rename-command" not in " ".join(errors)
+
+
+def test_line_breaks_of_several_inputs_are_one_message():
+    values = dict(VALID["flower"], flower_basic_auth="ops:unit-Flower-Secret-1\n", flower_bind_address="10.0.0.1\r")
+    errors = role_inputs.check("flower", values, {"host": "h2"})
+    assert errors[0].startswith("flower_basic_auth, flower_bind_address on h2 hold a carriage return"), errors
+
+
+@pytest.mark.parametrize("role", sorted(set(role_inputs.CHECKS) - {"_airflow_common"}))
+def test_one_line_values_pass_the_line_check(role):
+    assert role_inputs.line_break_errors(VALID[role], "h1") == []
+    assert role_inputs.check(role, VALID[role], dict(CONTEXT[role], host="h1")) == []
+
+
+def test_numbers_booleans_and_none_are_not_line_breaks():
+    assert role_inputs.line_break_errors({"a": 1, "b": True, "c": None, "d": 2.5, "e": [1, {"k": False}]}, "h1") == []
