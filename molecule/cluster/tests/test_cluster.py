@@ -381,3 +381,12 @@ def test_verbose_converge_prints_no_secret(run_as):
     values = {name: [value] + [pair.split(":", 1)[1] for pair in value.split(",") if ":" in pair] for name, value in secrets.items()}
     printed = sorted(name for name, candidates in values.items() if any(c in log for c in candidates))
     assert printed == []
+
+
+def test_the_cluster_ca_can_sign_only_host_certificates():
+    """The CA site.yml made is pathlen:0: a certificate it signs cannot act as a CA of its own."""
+    from cryptography import x509
+
+    ca = x509.load_pem_x509_certificate(Path(CA).read_bytes())
+    constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.critical and constraints.value.ca and constraints.value.path_length == 0, constraints

@@ -29,6 +29,17 @@ def test_settings_from_inputs(host):
 
 
 @LOGINS
+def test_connections_are_logged(host, credentials):
+    """log_connections: a login shows in the server's log with where it came from, its user and database."""
+    user, database, password = credentials
+    out = psql(host, "127.0.0.1", "SELECT 1", password=password, user=user, database=database)
+    assert out.rc == 0, out.stderr
+    log = host.check_output(f"tail -n 200 /var/log/postgresql/postgresql-{cluster_version(host)}-main.log")
+    assert "connection received: host=127.0.0.1" in log, log[-2000:]
+    assert f"connection authorized: user={user} database={database}" in log, log[-2000:]
+
+
+@LOGINS
 def test_each_login_owns_a_utf8_database(host, credentials):
     user, database, _unused = credentials
     row = admin(host, f"SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding) FROM pg_database WHERE datname = '{database}'")
