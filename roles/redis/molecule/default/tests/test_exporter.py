@@ -1,9 +1,38 @@
 """The Prometheus exporter (redis_exporter_enabled): Redis's figures for a peer, on the cluster
 address only, from an unprivileged, hardened unit whose login only root can read."""
 
-from airflow_ops_testlib import assert_exporter_hardened_on_cluster_address, fetch_on, host_address
+import os
+import shlex
+import time
+
+import testinfra
+
+from airflow_ops_testlib import assert_exporter_hardened_on_cluster_address, fetch_on, host_address, record_figure
 
 ENV_FILE = "/etc/airflow-ops/redis-exporter.env"
+PASSWORD_FILE = "/etc/airflow-ops/credentials/prometheus-redis-exporter/passwords"
+PROBE_PORT = 16399
+# A stand-in Redis on the peer that answers every command with an error and logs what it got.
+LISTENER = f"""
+import socket
+server = socket.create_server(("0.0.0.0", {PROBE_PORT}), reuse_port=True)
+server.settimeout(30)
+with open("/tmp/airflow-ops-scrape-probe.log", "wb") as log:
+    try:
+        while True:
+            conn, _ = server.accept()
+            conn.settimeout(3)
+            try:
+                while data := conn.recv(4096):
+                    log.write(data)
+                    log.flush()
+                    conn.sendall(b"-ERR unknown command\\r\\n")
+            except OSError:
+                pass
+            conn.close()
+    except OSError:
+        pass
+"""
 PASSWORD = "molecule-broker-Secret-1"
 
 
@@ -25,8 +54,30 @@ def test_exporter_runs_unprivileged_on_the_cluster_address_only(host):
 
 
 def test_exporter_login_is_readable_by_root_only(host):
-    env = host.file(ENV_FILE)
-    assert (env.user, env.group, env.mode) == ("root", "root", 0o600)
-    assert host.run(f"sudo -u prometheus cat {ENV_FILE}").rc != 0
+    for path in (ENV_FILE, PASSWORD_FILE):
+        secret = host.file(path)
+        assert (secret.user, secret.group, secret.mode) == ("root", "root", 0o600), path
+        assert host.run(f"sudo -u prometheus cat {path}").rc != 0, path
+    assert PASSWORD not in host.file(ENV_FILE).content_string
     # Nor is the password on the exporter's command line, where any user's ps would show it.
     assert PASSWORD not in host.check_output("ps -eo args")
+
+
+def test_a_scrape_of_another_target_gets_no_password(host):
+    """/scrape?target= makes the exporter connect wherever it is told: a stand-in Redis on the peer
+    logs what arrives. The exporter connects, and sends no password (its password file holds one
+    only for its own Redis)."""
+    me = host.backend.get_hostname()
+    peer_name = "redis-debian13" if me == "redis-debian12" else "redis-debian12"
+    peer = testinfra.get_host(f"ansible://{peer_name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+    peer.run("rm -f /tmp/airflow-ops-scrape-probe.log")
+    peer.run(f"setsid nohup timeout 40 python3 -c {shlex.quote(LISTENER)} >/dev/null 2>&1 &")
+    time.sleep(2)
+    target = f"redis://{host_address(host, peer_name)}:{PROBE_PORT}"
+    status, body = fetch_on(host, f"http://{host_address(host)}:9121/scrape?target={target}")
+    time.sleep(2)
+    received = peer.run("cat /tmp/airflow-ops-scrape-probe.log").stdout
+    record_figure(f"redis exporter scraping {target} sent: {received[:200]!r}")
+    assert status == 200 and "redis_up 1" not in body.splitlines(), body[-500:]
+    assert received, "the exporter did not connect to the target it was told to scrape"
+    assert PASSWORD not in received and "AUTH" not in received.upper(), received[:500]
