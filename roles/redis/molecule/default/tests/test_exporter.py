@@ -53,12 +53,13 @@ def test_exporter_runs_unprivileged_on_the_cluster_address_only(host):
     assert_exporter_hardened_on_cluster_address(host, "prometheus-redis-exporter", 9121)
 
 
-def test_exporter_login_is_readable_by_root_only(host):
-    for path in (ENV_FILE, PASSWORD_FILE):
-        secret = host.file(path)
-        assert (secret.user, secret.group, secret.mode) == ("root", "root", 0o600), path
-        assert host.run(f"sudo -u prometheus cat {path}").rc != 0, path
-    assert PASSWORD not in host.file(ENV_FILE).content_string
+def test_exporter_login_is_readable_by_root_and_the_exporter_only(host):
+    env = host.file(ENV_FILE)
+    assert (env.user, env.group, env.mode) == ("root", "root", 0o600)
+    assert PASSWORD not in env.content_string
+    passwords = host.file(PASSWORD_FILE)
+    assert (passwords.user, passwords.group, passwords.mode) == ("root", "prometheus", 0o640)
+    assert host.run(f"sudo -u nobody cat {PASSWORD_FILE}").rc != 0
     # Nor is the password on the exporter's command line, where any user's ps would show it.
     assert PASSWORD not in host.check_output("ps -eo args")
 
