@@ -302,6 +302,13 @@ def inventory_secrets(host: str) -> dict[str, str]:
     return {name: str(value) for name, value in host_vars.items() if name in names and str(value)}
 
 
+def molecule_host(name: str):
+    """Another host of the scenario's inventory than the one under test, as a testinfra host."""
+    import testinfra  # only the verifiers need it, not the scripts that share this library
+
+    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
 def host_address(host, name: str | None = None) -> str:
     """The address `name` (default: the host itself) resolves to on this testinfra host."""
     name = name or host.backend.get_hostname()

@@ -18,9 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import testinfra
 
-from airflow_ops_testlib import run_playbook
+from airflow_ops_testlib import molecule_host, run_playbook
 
 testinfra_hosts = ["ansible://pf-one"]
 
@@ -82,7 +81,7 @@ def run_site_with(fragment, *args):
 
 def assert_hosts_untouched():
     for name in HOSTS:
-        host = testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+        host = molecule_host(name)
         installed = host.run("dpkg-query -W -f '${Package} ${Status}\\n' redis-server postgresql python3-venv 2>/dev/null")
         assert "install ok installed" not in installed.stdout, f"{name}: {installed.stdout}"
         for path in ("/opt/airflow", "/etc/airflow", "/etc/redis", "/etc/systemd/system/airflow-worker.service"):

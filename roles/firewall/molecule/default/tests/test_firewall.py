@@ -3,23 +3,16 @@ fw-client to 8080 and nobody to 8081, and leave 8082 alone. A refused connection
 (an immediate "Connection refused", never a timeout), loopback is never filtered, and bad rules
 stop the role before anything changes."""
 
-import os
-
 import pytest
-import testinfra
 
-from airflow_ops_testlib import container_ip, run_role
+from airflow_ops_testlib import container_ip, molecule_host, run_role
 
 testinfra_hosts = ["ansible://fw-server"]
 
 
-def remote(name):
-    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
-
-
 def connect(source: str, target_address: str, port: int):
     """Open a TCP connection from a container; (opened, stderr)."""
-    out = remote(source).run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{target_address}/{port}'")
+    out = molecule_host(source).run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{target_address}/{port}'")
     return out.rc == 0, out.stderr
 
 

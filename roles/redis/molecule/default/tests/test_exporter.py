@@ -1,13 +1,10 @@
 """The Prometheus exporter (redis_exporter_enabled): Redis's figures for a peer, on the cluster
 address only, from an unprivileged, hardened unit whose login only root can read."""
 
-import os
 import shlex
 import time
 
-import testinfra
-
-from airflow_ops_testlib import assert_exporter_hardened_on_cluster_address, fetch_on, host_address, record_figure
+from airflow_ops_testlib import assert_exporter_hardened_on_cluster_address, fetch_on, host_address, molecule_host, record_figure
 
 ENV_FILE = "/etc/airflow-ops/redis-exporter.env"
 PASSWORD_FILE = "/etc/airflow-ops/credentials/prometheus-redis-exporter/passwords"
@@ -70,7 +67,7 @@ def test_a_scrape_of_another_target_gets_no_password(host):
     only for its own Redis)."""
     me = host.backend.get_hostname()
     peer_name = "redis-debian13" if me == "redis-debian12" else "redis-debian12"
-    peer = testinfra.get_host(f"ansible://{peer_name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+    peer = molecule_host(peer_name)
     peer.run("rm -f /tmp/airflow-ops-scrape-probe.log")
     peer.run(f"setsid nohup timeout 40 python3 -c {shlex.quote(LISTENER)} >/dev/null 2>&1 &")
     time.sleep(2)
