@@ -56,7 +56,8 @@ class ActionModule(ActionBase):
         members = cluster_plan.unique(host for group in cluster_plan.GROUPS for host in groups[group])
         hostvars = task_vars["hostvars"]
         plain = (list(cluster_plan.CLUSTER_DEFAULTS) + list(cluster_plan.ROLE_INPUTS)
-                 + [name for name, _unused, _unused in cluster_plan.DERIVED_INPUTS if name not in cluster_plan.SECRET_SOURCES])
+                 + [name for name, _unused, _unused in cluster_plan.DERIVED_INPUTS if name not in cluster_plan.SECRET_SOURCES]
+                 + list(cluster_plan.PLANNED_INPUTS))
         secrets = cluster_plan.secret_names(roles)
         hosts = {}
         for host in members:

@@ -20,6 +20,11 @@ from __future__ import annotations
 import ipaddress
 import re
 
+try:  # as the collection's plugin_utils under Ansible, or beside this file in the unit tests
+    from ansible_collections.airflow_ops.celery.plugins.plugin_utils import redis_acl
+except ImportError:
+    import redis_acl
+
 GROUPS = ("redis", "postgresql", "scheduler", "api_server", "workers", "flower", "monitoring")
 CONTROL_PLANE_COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 
@@ -82,6 +87,8 @@ DERIVED_INPUTS = (
     ("airflow_result_backend_user", "postgresql", "postgresql_result_backend_user"),
     ("airflow_result_backend_password", "postgresql", "postgresql_result_backend_password"),
 )
+# What site.yml sets on each Airflow host from the plan alone: an inventory must not set it otherwise.
+PLANNED_INPUTS = ("airflow_redis_user",)
 # The Airflow secrets that derive from a setting of the broker or database host: that host holds them.
 SECRET_SOURCES = {derived: (group, source) for derived, group, source in DERIVED_INPUTS if "password" in derived}
 
@@ -362,6 +369,12 @@ def check_derived_inputs(inv: Inventory, airflow_hosts: list[str], derived: dict
                 inv.errors.append(f"{name} is set for {host} and differs from {source} on {owner}. site.yml gives every "
                                   "Airflow host the broker's and the database's own settings: set each once, on the redis "
                                   "and postgresql hosts, and remove the airflow_* copy from the inventory.")
+        user = redis_acl.broker_user(host_components(inv, host))
+        mine = inv.raw(host, "airflow_redis_user", "__unset__")
+        if mine != "__unset__" and str(mine) != user:
+            inv.errors.append(f"airflow_redis_user is set for {host} to {mine!r}; site.yml logs its "
+                              f"{', '.join(host_components(inv, host)) or 'no'} component(s) in to the broker as "
+                              f"{user!r} (plugins/plugin_utils/redis_acl.py). Remove airflow_redis_user from the inventory.")
 
 
 def listen_ports(inv: Inventory, host: str, monitoring: bool) -> list[tuple[str, int]]:
@@ -530,6 +543,7 @@ def plan(data: dict, roles: dict) -> dict:
             "roles": roles_of_host,
             "components": components,
             "airflow_components": control_plane_components(inv, host),
+            "broker_user": redis_acl.broker_user(components),
             "address": inv.address(host),
             "listen": [{"input": name, "port": port} for name, port in ports],
             "firewall_rules": rules,

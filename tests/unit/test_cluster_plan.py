@@ -637,3 +637,19 @@ def test_golden_shapes_cover_tls_firewall_monitoring_and_overrides():
     shapes = {name: golden_inventory(name)[1] for name in ("prod", "split-tls-firewall", "demo", "all-in-one")}
     assert shapes["prod"]["site_tls"] and shapes["prod"]["site_firewall"] and "site_api_server_host" in shapes["prod"]
     assert not shapes["demo"].get("site_tls") and not shapes["demo"].get("site_firewall")
+
+
+def test_each_airflow_host_logs_in_to_the_broker_as_the_user_of_its_components():
+    """plugins/plugin_utils/redis_acl.py: scheduler hosts as `scheduler`, worker hosts as `worker`,
+    a Flower-only host as `flower`; a host without a broker client as no one."""
+    hosts = plan(inventory(SPLIT))["hosts"]
+    assert {host: hosts[host]["broker_user"] for host in hosts} == {"data": "", "core": "scheduler", "w1": "worker", "w2": "worker"}
+    monitored = plan(inventory(dict(SPLIT, flower=["data"], monitoring=["data"])))["hosts"]
+    assert monitored["data"]["broker_user"] == "flower"
+
+
+def test_an_inventory_may_not_choose_a_hosts_broker_user():
+    message = one_error(inventory(SPLIT, host_vars={"w1": {"airflow_redis_user": "admin"}}))
+    assert message.startswith("airflow_redis_user is set for w1 to 'admin'; site.yml logs its worker component(s) in "
+                              "to the broker as 'worker'")
+    assert plan(inventory(SPLIT, host_vars={"w1": {"airflow_redis_user": "worker"}}))

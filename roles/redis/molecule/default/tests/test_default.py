@@ -1,4 +1,4 @@
-"""Behaviour of the broker: it answers with its password only, keeps messages, never evicts.
+"""Behaviour of the broker: it answers its users only, keeps messages, never evicts.
 side_effect.yml restarted and killed it first; these tests only observe."""
 
 import json
@@ -8,9 +8,11 @@ from airflow_ops_testlib import host_address
 PASSWORD = "molecule-broker-Secret-1"
 
 
-def cli(host, *args, password=PASSWORD, target="127.0.0.1"):
+def cli(host, *args, password=PASSWORD, target="127.0.0.1", user="admin"):
+    """redis-cli as `user` (admin: redis_password); password None: no login."""
     auth = f"REDISCLI_AUTH='{password}' " if password else ""
-    return host.run(f"{auth}redis-cli --no-auth-warning -h {target} {' '.join(args)}")
+    login = f"--user {user} " if password and user else ""
+    return host.run(f"{auth}redis-cli --no-auth-warning {login}-h {target} {' '.join(args)}")
 
 
 def test_service_running_and_enabled(host):
@@ -26,6 +28,13 @@ def test_ping_with_password_answers_pong(host):
 def test_ping_without_password_is_refused(host):
     out = cli(host, "ping", password=None)
     assert "NOAUTH" in out.stdout + out.stderr
+
+
+def test_the_password_alone_is_refused(host):
+    """`default`, the user a password alone logs in as, is off: redis_password works for admin only."""
+    out = cli(host, "ping", user=None)
+    assert "PONG" not in out.stdout
+    assert "WRONGPASS" in out.stdout + out.stderr
 
 
 def test_wrong_password_is_refused(host):
@@ -70,10 +79,11 @@ def test_key_survives_crash_through_aof(host):
 
 
 def test_secret_config_is_not_world_readable(host):
-    conf = host.file("/etc/redis/conf.d/airflow-ops.conf")
-    assert conf.user == "root"
-    assert conf.group == "redis"
-    assert conf.mode == 0o640
+    for path in ("/etc/redis/conf.d/airflow-ops.conf", "/etc/redis/users.acl"):
+        conf = host.file(path)
+        assert (conf.user, conf.group, conf.mode) == ("root", "redis", 0o640), path
+    # The users file holds their passwords' hashes, not the passwords.
+    assert PASSWORD not in host.file("/etc/redis/users.acl").content_string
 
 
 def test_overcommit_persisted(host):

@@ -33,6 +33,11 @@ with open("/tmp/airflow-ops-scrape-probe.log", "wb") as log:
 PASSWORD = "molecule-broker-Secret-1"
 
 
+def exporter_password() -> str:
+    from test_users import redis_acl
+    return redis_acl.user_password(PASSWORD, "exporter")
+
+
 def test_peer_reads_redis_figures_from_the_exporter(host):
     """This host scrapes the other one's exporter over the network, as Prometheus would. The side
     effect restarted and killed both redis-servers: the exporter logs in again by itself."""
@@ -41,7 +46,7 @@ def test_peer_reads_redis_figures_from_the_exporter(host):
     status, body = fetch_on(host, f"http://{host_address(host, peer)}:9121/metrics")
     assert status == 200
     lines = body.splitlines()
-    assert "redis_up 1" in lines, "the exporter does not reach Redis with the password"
+    assert "redis_up 1" in lines, "the exporter does not reach Redis as its user"
     assert any(line.startswith("redis_connected_clients ") for line in lines)
     assert any(line.startswith("redis_aof_enabled 1") for line in lines), "the broker's AOF is not reported"
 
@@ -53,12 +58,13 @@ def test_exporter_runs_unprivileged_on_the_cluster_address_only(host):
 def test_exporter_login_is_readable_by_root_and_the_exporter_only(host):
     env = host.file(ENV_FILE)
     assert (env.user, env.group, env.mode) == ("root", "root", 0o600)
-    assert PASSWORD not in env.content_string
+    assert PASSWORD not in env.content_string and exporter_password() not in env.content_string
+    assert 'REDIS_USER="exporter"' in env.content_string
     passwords = host.file(PASSWORD_FILE)
     assert (passwords.user, passwords.group, passwords.mode) == ("root", "prometheus", 0o640)
     assert host.run(f"sudo -u nobody cat {PASSWORD_FILE}").rc != 0
     # Nor is the password on the exporter's command line, where any user's ps would show it.
-    assert PASSWORD not in host.check_output("ps -eo args")
+    assert exporter_password() not in host.check_output("ps -eo args")
 
 
 def test_a_scrape_of_another_target_gets_no_password(host):
@@ -78,4 +84,5 @@ def test_a_scrape_of_another_target_gets_no_password(host):
     record_figure(f"redis exporter scraping {target} sent: {received[:200]!r}")
     assert status == 200 and "redis_up 1" not in body.splitlines(), body[-500:]
     assert received, "the exporter did not connect to the target it was told to scrape"
-    assert PASSWORD not in received and "AUTH" not in received.upper(), received[:500]
+    assert "AUTH" not in received.upper(), received[:500]
+    assert PASSWORD not in received and exporter_password() not in received, received[:500]

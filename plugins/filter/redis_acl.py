@@ -1,0 +1,33 @@
+# Copyright: airflow_ops.celery contributors
+# Apache License 2.0 (see galaxy.yml)
+"""Filters airflow_ops.celery.redis_user_password and airflow_ops.celery.redis_acl_file: the
+broker's users, as plugins/plugin_utils/redis_acl.py defines them. Their documentation is in
+redis_user_password.yml and redis_acl_file.yml beside this file."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from ansible_collections.airflow_ops.celery.plugins.plugin_utils import redis_acl
+except ImportError:  # the unit tests import plugin_utils beside this file
+    import redis_acl
+
+
+def redis_user_password(redis_password, user):
+    try:
+        return redis_acl.user_password(str(redis_password), str(user or ""))
+    except ValueError as err:
+        raise AnsibleFilterError(f"redis_user_password: {err}") from err
+
+
+def redis_acl_file(redis_password, package_version, default_user_on=False):
+    try:
+        return redis_acl.acl_file(str(redis_password), redis_acl.redis_version(package_version), bool(default_user_on))
+    except ValueError as err:
+        raise AnsibleFilterError(f"redis_acl_file: {err}") from err
+
+
+class FilterModule:
+    def filters(self):
+        return {"redis_user_password": redis_user_password, "redis_acl_file": redis_acl_file}

@@ -1,0 +1,132 @@
+# Copyright: airflow_ops.celery contributors
+# Apache License 2.0 (see galaxy.yml)
+"""The broker's Redis users: who logs in as whom, with which commands, keys and channels. One place
+for every rule; the redis role writes `acl_file()` as Redis's ACL file, site.yml gives each Airflow
+host `broker_user()` and its `user_password()`.
+
+Users:
+- `admin`: every command; password `redis_password` itself. For operators and the role's own
+  checks; held by the broker host (and the controller's vault) alone.
+- `scheduler`, `worker`, `flower`: the Celery clients. Each logs in with its own password, derived
+  from `redis_password` (HMAC-SHA256, one-way: a worker's password does not give the scheduler's or
+  the admin's). They send the same commands (workers publish events and control replies, Flower
+  and the scheduler's drain call inspect and control workers), so they share one command list:
+  what kombu's Redis transport, its Lua scripts and redis-py send, taken from a MONITOR trace of
+  workers, producers, inspect/control calls, an event receiver and Flower's queue lengths, and
+  from kombu's source. Keys: all (the broker holds only Celery's keys); channels: all (events and
+  remote control are pub/sub).
+- `exporter`: prometheus-redis-exporter: server statistics, no key and no channel.
+- `default` (a client that sends a password alone): off. On only while an existing cluster's
+  clients move from `redis_password` to their users (site.yml turns it off at the end of that run).
+
+What a Celery user cannot do: CONFIG, MODULE, FLUSHALL/FLUSHDB, REPLICAOF/SLAVEOF, DEBUG, SHUTDOWN,
+ACL, MONITOR, CLIENT KILL, KEYS, SCAN, SAVE, ... (every command not listed). What it still can,
+with the queue keys, is the residual risk docs/security.md states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+ADMIN = "admin"
+CELERY_USERS = ("scheduler", "worker", "flower")
+EXPORTER = "exporter"
+USERS = (ADMIN,) + CELERY_USERS + (EXPORTER,)
+
+# Commands (and subcommands) of the Celery users. Scripts (EVALSHA) run with the caller's rights:
+# the commands they call are listed too (TIME, ZRANGEBYSCORE, EXISTS, ... in kombu's binding sweep,
+# GET/DEL in redis-py's lock release).
+CELERY_COMMANDS = (
+    "ping", "hello", "select",
+    "multi", "exec", "discard", "watch", "unwatch",
+    "brpop", "rpop", "lpush", "rpush", "llen", "del", "exists", "pexpire",
+    "get", "set",
+    "hset", "hget", "hdel", "hlen",
+    "sadd", "srem", "smembers",
+    "zadd", "zrem", "zrange", "zrangebyscore",
+    "publish", "subscribe", "unsubscribe", "psubscribe", "punsubscribe",
+    "time", "eval", "evalsha", "script|load", "script|exists",
+)
+# prometheus-redis-exporter: what its scrape sends (INFO ALL, CONFIG GET *, SLOWLOG, LATENCY, ...).
+EXPORTER_COMMANDS = (
+    "ping", "hello", "select", "info", "config|get", "client|setname",
+    "slowlog|get", "slowlog|len", "latency|latest",
+)
+# Commands that exist only from a Redis version on: an ACL rule naming an unknown command is refused.
+SINCE = {
+    "client|setinfo": (7, 2),   # redis-py sends it on connect from Redis 7.2 on
+    "latency|histogram": (7, 0),
+}
+NEWER_CELERY_COMMANDS = ("client|setinfo",)
+NEWER_EXPORTER_COMMANDS = ("client|setinfo", "latency|histogram")
+# Pub/sub channel rules (&pattern) exist from Redis 6.2; Redis 7 gives new users no channel.
+CHANNEL_RULES = (6, 2)
+
+PASSWORD_CONTEXT = b"airflow_ops.celery redis user "
+
+
+def user_password(redis_password: str, user: str) -> str:
+    """The password of a broker user: `redis_password` for `admin`, otherwise derived from it (64 hex
+    characters); "" for no user (a host without a broker client)."""
+    if not user:
+        return ""
+    if user == ADMIN:
+        return redis_password
+    if user not in USERS:
+        raise ValueError(f"{user!r} is not a broker user; the users are {', '.join(USERS)}")
+    return hmac.new(redis_password.encode(), PASSWORD_CONTEXT + user.encode(), hashlib.sha256).hexdigest()
+
+
+def broker_user(components: list[str]) -> str:
+    """The user an Airflow host's airflow.cfg logs in to the broker as: one per host, that of its
+    component with the most to do (a scheduler also consumes nothing, but the user lists are the same)."""
+    for component, user in (("scheduler", "scheduler"), ("worker", "worker"), ("flower", "flower")):
+        if component in components:
+            return user
+    return ""
+
+
+def redis_version(package_version: str | None) -> tuple[int, int]:
+    """(major, minor) of a Debian package version of redis-server, e.g. 5:7.0.15-1~deb12u1 -> (7, 0)."""
+    match = re.match(r"(?:\d+:)?(\d+)\.(\d+)", package_version or "")
+    if not match:
+        raise ValueError(f"cannot read a Redis version from {package_version!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def commands(user: str, version: tuple[int, int]) -> list[str]:
+    """The commands a user may run on a Redis of this version."""
+    if user == ADMIN:
+        return ["@all"]
+    base, newer = (CELERY_COMMANDS, NEWER_CELERY_COMMANDS) if user in CELERY_USERS else (EXPORTER_COMMANDS, NEWER_EXPORTER_COMMANDS)
+    return list(base) + [name for name in newer if version >= SINCE[name]]
+
+
+def user_rule(user: str, password: str, version: tuple[int, int]) -> str:
+    """One `user` line of an ACL file; the password as its SHA-256 (the file holds no password)."""
+    rule = ["user", user, "on", "#" + hashlib.sha256(password.encode()).hexdigest()]
+    if user != EXPORTER:
+        rule.append("~*")
+    if version >= CHANNEL_RULES:
+        rule.append("resetchannels" if user == EXPORTER else "&*")
+    return " ".join(rule + ["+" + name for name in commands(user, version)])
+
+
+def default_rule(redis_password: str, version: tuple[int, int], on: bool) -> str:
+    """The `default` user: off (no password, no key, no command), or, while clients move to their
+    users, what it was before ACLs: `redis_password` and every command."""
+    channels = version >= CHANNEL_RULES
+    if on:
+        rule = ["user default on", "#" + hashlib.sha256(redis_password.encode()).hexdigest(), "~*"]
+        return " ".join(rule + (["&*"] if channels else []) + ["+@all"])
+    return " ".join(["user default off resetpass resetkeys"] + (["resetchannels"] if channels else []) + ["-@all"])
+
+
+def acl_file(redis_password: str, version: tuple[int, int], default_user_on: bool = False) -> str:
+    """The text of Redis's ACL file: `default` (off unless clients still move to their users), then
+    every user."""
+    lines = [default_rule(redis_password, version, default_user_on)]
+    lines += [user_rule(user, user_password(redis_password, user), version) for user in USERS]
+    return "\n".join(lines) + "\n"
