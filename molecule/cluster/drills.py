@@ -31,6 +31,7 @@ WORKERS = ["cl-worker1", "cl-worker2", "cl-worker3"]
 HOSTS = ["cl-broker", "cl-db", "cl-scheduler", "cl-api", *WORKERS]
 WORKER_UNIT = "airflow-worker"
 ADMIN = ("admin", "molecule-Admin-Secret-1")
+REDIS_ADMIN_PASSWORD = "molecule-broker-Secret-1"  # redis_password (molecule.yml)
 
 
 def sh(host: str, command: str, check: bool = True) -> str:
@@ -38,6 +39,14 @@ def sh(host: str, command: str, check: bool = True) -> str:
     if check and out.returncode != 0:
         raise RuntimeError(f"{host}: {command}: {out.stderr.strip()}")
     return out.stdout.strip()
+
+
+def broker_acl_log() -> list[dict]:
+    """The broker's ACL LOG (commands and logins it refused), read as its admin user before a drill
+    restarts Redis, which empties it: the verifier asserts that no client was refused anything."""
+    cli = (f"REDISCLI_AUTH={REDIS_ADMIN_PASSWORD} redis-cli --no-auth-warning --tls --cacert /etc/redis/tls/ca.crt "
+           f"--user admin -h {container_ip('cl-broker')} --json ACL LOG 128")
+    return json.loads(sh("cl-broker", cli) or "[]")
 
 
 def unit(host: str, name: str) -> dict:
@@ -228,13 +237,14 @@ def drill_redis_kill9(cluster: Cluster) -> dict:
     queued = len(cluster.wait_holds(run_id, 8, "queued", dag=FANOUT))
     time.sleep(3)  # appendfsync everysec: what Redis acknowledged a second ago is on disk
     before = int(unit("cl-broker", "redis-server")["NRestarts"])
+    acl_log = broker_acl_log()
     fault_at = time.time()
     sh("cl-broker", f"kill -9 {unit('cl-broker', 'redis-server')['MainPID']}")
     back = wait_for("systemd to restart Redis", lambda: unit("cl-broker", "redis-server")["ActiveState"] == "active"
                     and int(unit("cl-broker", "redis-server")["NRestarts"]) > before and time.time(), timeout=120, interval=1)
     on_all(WORKERS, lambda h: sh(h, f"systemctl start {WORKER_UNIT}"))
     result = cluster.summary(run_id, began, dag=FANOUT)
-    result.update(redis_back_seconds=round(back - fault_at, 1), queued_at_kill=queued)
+    result.update(redis_back_seconds=round(back - fault_at, 1), queued_at_kill=queued, acl_log_before=acl_log)
     return result
 
 
@@ -294,6 +304,7 @@ def drill_all_hosts_restart(cluster: Cluster) -> dict:
     began = time.time()
     addresses = {h: container_ip(h) for h in HOSTS}
     units = {h: list(airflow_units(h)) for h in HOSTS}
+    acl_log = broker_acl_log()
     fault_at = time.time()
     on_all(HOSTS, lambda h: subprocess.run(["docker", "restart", "--time", "30", h], check=True, capture_output=True))
     healthy = wait_for("every Airflow unit to run again",
@@ -304,7 +315,7 @@ def drill_all_hosts_restart(cluster: Cluster) -> dict:
         raise RuntimeError(f"addresses changed on restart: {changed}")
     run_id = cluster.start(tasks=6, seconds=5)
     result = cluster.summary(run_id, began)
-    result.update(healthy_seconds=round(healthy - fault_at, 1), addresses_changed=changed)
+    result.update(healthy_seconds=round(healthy - fault_at, 1), addresses_changed=changed, acl_log_before=acl_log)
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
@@ -12,6 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
+
+
+def _load_redis_acl():
+    """plugins/plugin_utils/redis_acl.py: the broker's users and their passwords, as the roles use them."""
+    path = ROLES_DIR.parent / "plugins" / "plugin_utils" / "redis_acl.py"
+    spec = importlib.util.spec_from_file_location("redis_acl", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+redis_acl = _load_redis_acl()
 # scripts/run-tests prints the lines written here after the scenario that wrote them (it names a
 # file per scenario, as scenarios may run side by side).
 FIGURES = Path(os.environ.get("AIRFLOW_OPS_FIGURES")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, http, inventory_secrets, read_events, record_figure, use_cluster_ca
+from airflow_ops_testlib import (AirflowApi, PlaybookRun, container_ip, http, inventory_secrets, read_events, record_figure,
+                                 redis_acl, use_cluster_ca)
 
 # The checks run from the controller; one host keeps pytest from repeating them per host.
 testinfra_hosts = ["ansible://cl-api"]
@@ -25,6 +26,7 @@ CONTROL_PLANE_SECRETS = {
     "Fernet key": "YAddBUL88sy2vlaO7ypwVS4ySKShQOcdE5wSOglfl2o=",
     "JWT secret": "molecule-jwt-secret-key-1-9f4c2a7e5b1d8036c4e9a2f7b5d1c8e3a6f0b9d2c7e4a1f5",
     "admin password": "molecule-Admin-Secret-1",
+    "broker admin password (redis_password)": "molecule-broker-Secret-1",
 }
 METADATA_LOGIN = ("airflow", "airflow", "molecule-db-Secret-1")  # user, database, password
 RESULTS_LOGIN = ("airflow_celery", "airflow_celery", "molecule-results-Secret-1")
@@ -183,8 +185,9 @@ def test_task_code_on_a_worker_finds_no_control_plane_secret():
     found = worker.run(f"runuser -u airflow -- sh -c {shlex.quote(scan)}")
     worker.run(f"rm -f {patterns}")
     assert found.stdout.split() == [], found.stdout
-    # The control: the same scan does find what a worker needs (its broker password).
-    control = worker.run(f"runuser -u airflow -- sh -c {shlex.quote('grep -rIlsF -e molecule-broker-Secret-1 /etc /opt/airflow; true')}")
+    # The control: the same scan does find what a worker needs (its broker user's password).
+    mine = redis_acl.user_password(CONTROL_PLANE_SECRETS["broker admin password (redis_password)"], "worker")
+    control = worker.run(f"runuser -u airflow -- sh -c {shlex.quote(f'grep -rIlsF -e {mine} /etc /opt/airflow; true')}")
     assert "/etc/airflow/airflow.cfg" in control.stdout.split()
 
 
@@ -371,10 +374,13 @@ def test_new_worker_joined_with_limit_and_nothing_else_restarted():
 @pytest.mark.parametrize("run_as", ["reconverge", "scale-out"])
 def test_verbose_converge_prints_no_secret(run_as):
     """The re-converge that added a user (the whole cluster) and the new worker's converge ran with -vvv: none of the
-    inventory's secret values, nor the new user's password, is in their output."""
+    inventory's secret values, nor the new user's password, nor a broker user's password, is in their output."""
     secrets = inventory_secrets("cl-scheduler")
     assert len(secrets) >= 7, sorted(secrets)  # the scan looks for something
     secrets["new user's password"] = "molecule-Viewer-Secret-1"
+    # The broker users' passwords site.yml derives from redis_password.
+    secrets.update({f"broker user {user}'s password": redis_acl.user_password(secrets["redis_password"], user)
+                    for user in ("scheduler", "worker", "flower", "exporter")})
     log = side_effect(f"{run_as}.log").read_text()
     assert "ESTABLISH" in log  # it really was verbose
     # A login list ("user:password,...") counts with each password alone too.

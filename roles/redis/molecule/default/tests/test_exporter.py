@@ -4,7 +4,8 @@ address only, from an unprivileged, hardened unit whose login only root can read
 import shlex
 import time
 
-from airflow_ops_testlib import assert_exporter_hardened_on_cluster_address, fetch_on, host_address, molecule_host, record_figure
+from airflow_ops_testlib import (assert_exporter_hardened_on_cluster_address, fetch_on, host_address, molecule_host, record_figure,
+                                 redis_acl)
 
 ENV_FILE = "/etc/airflow-ops/redis-exporter.env"
 PASSWORD_FILE = "/etc/airflow-ops/credentials/prometheus-redis-exporter/passwords"
@@ -34,7 +35,6 @@ PASSWORD = "molecule-broker-Secret-1"
 
 
 def exporter_password() -> str:
-    from test_users import redis_acl
     return redis_acl.user_password(PASSWORD, "exporter")
 
 

@@ -4,19 +4,13 @@ exporter reads statistics only; a broker set up before ACL users moves to them w
 messages. Runs after the other files (side effect, converge, exporter scrapes): the ACL log must
 be empty by then."""
 
-import importlib.util
 import json
 import shlex
-from pathlib import Path
 
 import pytest
 
+from airflow_ops_testlib import redis_acl
 from test_default import PASSWORD, cli
-
-ROOT = Path(__file__).resolve().parents[4]
-spec = importlib.util.spec_from_file_location("redis_acl", ROOT / "plugins" / "plugin_utils" / "redis_acl.py")
-redis_acl = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(redis_acl)
 
 # What task code holding the worker's broker login must not be able to do.
 FORBIDDEN = [
