@@ -2,7 +2,7 @@
 # Apache License 2.0 (see galaxy.yml)
 """Filters airflow_ops.celery.redis_user_password and airflow_ops.celery.redis_acl_file: the
 broker's users, as plugins/plugin_utils/redis_acl.py defines them. Their documentation is in
-redis_user_password.yml and redis_acl_file.yml beside this file."""
+redis_user_password.yml, redis_acl_file.yml and redis_default_user_on.yml beside this file."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ def redis_acl_file(redis_password, package_version, default_user_on=False):
         raise AnsibleFilterError(f"redis_acl_file: {err}") from err
 
 
+def redis_default_user_on(clients_moving, settings, acl):
+    return redis_acl.default_user_on(bool(clients_moving), settings, acl)
+
+
 class FilterModule:
     def filters(self):
-        return {"redis_user_password": redis_user_password, "redis_acl_file": redis_acl_file}
+        return {"redis_user_password": redis_user_password, "redis_acl_file": redis_acl_file,
+                "redis_default_user_on": redis_default_user_on}

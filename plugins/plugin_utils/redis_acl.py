@@ -104,6 +104,14 @@ def commands(user: str, version: tuple[int, int]) -> list[str]:
     return list(base) + [name for name in newer if version >= SINCE[name]]
 
 
+def default_user_on(clients_moving: bool, settings: str | None, acl: str | None) -> bool:
+    """Whether `default` stays on: only while clients move (site.yml's Redis play), and only on a broker
+    that let them in with a password alone before, whose settings (`settings`, the role's include
+    file) set requirepass or whose ACL file (`acl`) has `default` on (a run that stopped halfway)."""
+    before = re.search(r"^requirepass ", settings or "", re.M) or re.search(r"^user default on ", acl or "", re.M)
+    return bool(clients_moving and before)
+
+
 def user_rule(user: str, password: str, version: tuple[int, int]) -> str:
     """One `user` line of an ACL file; the password as its SHA-256 (the file holds no password)."""
     rule = ["user", user, "on", "#" + hashlib.sha256(password.encode()).hexdigest()]

@@ -149,3 +149,16 @@ def test_the_filters_give_the_same_and_name_a_bad_user():
         filters.redis_user_password(PASSWORD, "guest")
     with pytest.raises(AnsibleFilterError, match="redis_acl_file: cannot read a Redis version from None"):
         filters.redis_acl_file(PASSWORD, None)
+
+
+@pytest.mark.parametrize("moving, settings, acl, on", [
+    (True, 'bind 10.0.0.1\nrequirepass "old-Secret-123"\n', None, True),     # set up before ACL users
+    (True, "bind 10.0.0.1\naclfile /etc/redis/users.acl\n", "user default on #ab ~* &* +@all\n", True),  # a run stopped halfway
+    (True, "bind 10.0.0.1\naclfile /etc/redis/users.acl\n", "user default off resetpass resetkeys -@all\n", False),
+    (True, None, None, False),                                               # a new broker
+    (False, 'requirepass "old-Secret-123"\n', "user default on #ab ~* +@all\n", False),  # site.yml's last play
+    (True, "# no requirepass here\naclfile x\n", None, False),               # a comment is not a setting
+])
+def test_default_stays_on_only_while_clients_of_an_older_broker_move(moving, settings, acl, on):
+    assert redis_acl.default_user_on(moving, settings, acl) is on
+    assert filters.redis_default_user_on(moving, settings, acl) is on
