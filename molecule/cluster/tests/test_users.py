@@ -67,7 +67,7 @@ def test_task_code_on_a_worker_cannot_administer_the_broker_and_the_dag_still_ru
     answers = json.loads(out.stdout.strip().splitlines()[-1])
     assert answers.pop("whoami_ping") == "True"
     allowed = {command: answer for command, answer in answers.items()
-               if not ("NOPERM" in answer or (command.startswith("DEBUG") and "not allowed" in answer))}
+               if not ("NOPERM" in answer or "command not allowed" in answer)}
     assert allowed == {}
     # Each refusal is logged, as the worker user; nothing else is.
     logged = acl_log(host)
