@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_ops_testlib import AirflowApi, container_ip, http, wait_for
+from airflow_ops_testlib import AirflowApi, container_ip, http, redis_acl, wait_for
 
 ADMIN_PASSWORD = "molecule-Admin-Secret-1"
 VIEWER_PASSWORD = "molecule-Viewer-Secret-1"
@@ -105,8 +105,10 @@ def test_config_is_celery_with_postgres_and_redis(host, node):
 
     assert get("core", "executor") == "CeleryExecutor"
     assert get("core", "execution_api_server_url") == f"http://{node}:8080/execution/"
+    # The broker login of the host's components (scheduler), derived from redis_password.
+    assert get("celery", "broker_url").startswith(
+        f"redis://scheduler:{redis_acl.user_password('molecule-broker-Secret-1', 'scheduler')}@")
     # The password went through URL and configparser escaping intact.
-    assert get("celery", "broker_url").startswith("redis://:molecule-broker-Secret-1@")
     assert "molecule-db-Secret%2F1%25%40@" in get("database", "sql_alchemy_conn")
     # The result backend logs in as its own role, to its own database.
     assert get("celery", "result_backend").startswith("db+postgresql://airflow_celery:molecule-results-Secret%3A2%23@")

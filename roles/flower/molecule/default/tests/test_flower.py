@@ -4,10 +4,12 @@ show the broker's password. Asked from the controller over the scenario's networ
 
 import pytest
 
-from airflow_ops_testlib import airflow_component_units, assert_airflow_unit_runs_hardened, container_ip, http, listening, wait_for
+from airflow_ops_testlib import (airflow_component_units, assert_airflow_unit_runs_hardened, container_ip, http, listening, redis_acl,
+                                 wait_for)
 
 LOGINS = [("ops", "molecule-Flower-Secret-1"), ("audit", "molecule-Audit-Secret-2")]
-BROKER_PASSWORD = "molecule-broker-Secret-1"
+# Flower's broker login (molecule.yml): the `flower` user, its password derived from redis_password.
+BROKER_PASSWORD = redis_acl.user_password("molecule-broker-Secret-1", "flower")
 PORT = 5566
 
 

@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from airflow_ops_testlib import airflow_component_units, assert_airflow_unit_runs_hardened, unit_properties, wait_for
+from airflow_ops_testlib import airflow_component_units, assert_airflow_unit_runs_hardened, redis_acl, unit_properties, wait_for
 
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 AS_AIRFLOW = ("runuser -u airflow -- env AIRFLOW_HOME=/opt/airflow AIRFLOW_CONFIG=/etc/airflow/airflow.cfg "
@@ -77,8 +77,10 @@ def test_the_log_server_wants_a_token(host):
 
 
 def test_the_worker_holds_no_metadata_database_password(host):
-    """Task code on a worker reads airflow.cfg: it has the broker and result backend logins, not the
-    metadata database's (the postgresql role on this host has it in the inventory)."""
+    """Task code on a worker reads airflow.cfg: it has the broker's `worker` login and the result
+    backend's, not the metadata database's (the postgresql role on this host has it in the
+    inventory) nor the broker's admin password."""
     config = host.check_output("cat /etc/airflow/airflow.cfg")
-    assert "molecule-results-Secret-2" in config and "molecule-broker-Secret-1" in config
-    assert "molecule-db-Secret-1" not in config
+    worker_login = f"://worker:{redis_acl.user_password('molecule-broker-Secret-1', 'worker')}@"
+    assert "molecule-results-Secret-2" in config and worker_login in config
+    assert "molecule-db-Secret-1" not in config and "molecule-broker-Secret-1" not in config
