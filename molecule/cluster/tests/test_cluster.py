@@ -294,6 +294,42 @@ def test_each_cluster_endpoint_presents_a_certificate_the_ca_verifies(host, port
     assert container_ip(host) in out.stdout
 
 
+def login_cookies(base, username, password):
+    """Log in through FAB's form as a browser does; the Set-Cookie headers of the answer, by cookie name."""
+    import http.cookiejar
+    import re
+    import ssl
+    import urllib.parse
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=CA)),
+                                         urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect)
+    with opener.open(f"{base}/auth/login/", timeout=60) as page:
+        csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.read().decode()).group(1)
+    form = urllib.parse.urlencode({"username": username, "password": password, "csrf_token": csrf}).encode()
+    try:
+        opener.open(f"{base}/auth/login/", data=form, timeout=60)
+        raise AssertionError("the login did not redirect")
+    except urllib.error.HTTPError as answer:  # the redirect after a login, not followed
+        assert answer.code == 302, answer.code
+        return {header.split("=", 1)[0]: header for header in answer.headers.get_all("Set-Cookie")}
+
+
+def test_the_ui_session_cookies_are_secure_and_same_site():
+    """Logged in over HTTPS through the UI's form, the session cookie and the token cookie carry
+    Secure (never sent over plain HTTP), HttpOnly and SameSite=Lax."""
+    cookies = login_cookies(API, "admin", "molecule-Admin-Secret-1")
+    assert {"session", "_token"} <= set(cookies), cookies.keys()
+    for name in ("session", "_token"):
+        attributes = {part.strip().split("=")[0].lower(): part for part in cookies[name].split(";")[1:]}
+        assert {"secure", "httponly"} <= set(attributes), (name, sorted(attributes))
+        assert attributes["samesite"].strip().lower() == "samesite=lax", (name, attributes.get("samesite"))
+
+
 def test_the_ui_and_flower_verify_against_the_ca_from_an_admin_network():
     """From the controller (site_admin_networks): HTTPS with the names checked, and no plain HTTP."""
     import ssl
