@@ -12,9 +12,9 @@ Users:
   the admin's). They send the same commands (workers publish events and control replies, Flower
   and the scheduler's drain call inspect and control workers), so they share one command list:
   what kombu's Redis transport, its Lua scripts and redis-py send, taken from a MONITOR trace of
-  workers, producers, inspect/control calls, an event receiver and Flower's queue lengths, and
-  from kombu's source. Keys: all (the broker holds only Celery's keys); channels: all (events and
-  remote control are pub/sub).
+  workers, producers, inspect/control calls, an event receiver and Flower's queue lengths (kombu
+  5.7, redis-py 8), and from the source of every kombu a shipped lock pins (5.6 and 5.7). Keys:
+  all (the broker holds only Celery's keys); channels: all (events and remote control are pub/sub).
 - `exporter`: prometheus-redis-exporter: server statistics, no key and no channel.
 - `default` (a client that sends a password alone): off. On only while an existing cluster's
   clients move from `redis_password` to their users (site.yml turns it off at the end of that run).
@@ -46,6 +46,7 @@ CELERY_COMMANDS = (
     "hset", "hget", "hdel", "hlen",
     "sadd", "srem", "smembers",
     "zadd", "zrem", "zrange", "zrangebyscore",
+    "zrevrangebyscore",  # kombu 5.6 (the Airflow 3.3.1 lock) restores unacked messages with it
     "publish", "subscribe", "unsubscribe", "psubscribe", "punsubscribe",
     "time", "eval", "evalsha", "script|load", "script|exists",
 )
