@@ -16,8 +16,9 @@ Users:
   5.7, redis-py 8), and from the source of every kombu a shipped lock pins (5.6 and 5.7). Keys:
   all (the broker holds only Celery's keys); channels: all (events and remote control are pub/sub).
 - `exporter`: prometheus-redis-exporter: server statistics, no key and no channel.
-- `default` (a client that sends a password alone): off. On only while an existing cluster's
-  clients move from `redis_password` to their users (site.yml turns it off at the end of that run).
+- `default` (a client that sends a password alone): off, without a password (see default_rule for
+  why its rules stay open). On only while an existing cluster's clients move from `redis_password`
+  to their users (site.yml turns it off at the end of that run).
 
 What a Celery user cannot do: CONFIG, MODULE, FLUSHALL/FLUSHDB, REPLICAOF/SLAVEOF, DEBUG, SHUTDOWN,
 ACL, MONITOR, CLIENT KILL, KEYS, SCAN, SAVE, ... (every command not listed). What it still can,
@@ -124,13 +125,19 @@ def user_rule(user: str, password: str, version: tuple[int, int]) -> str:
 
 
 def default_rule(redis_password: str, version: tuple[int, int], on: bool) -> str:
-    """The `default` user: off (no password, no key, no command), or, while clients move to their
-    users, what it was before ACLs: `redis_password` and every command."""
-    channels = version >= CHANNEL_RULES
+    """The `default` user: off and without a password, so that no client can log in as it; or, while
+    clients move to their users, what it was before ACLs: `redis_password`.
+
+    Off, it keeps every key and command all the same: Redis replays the append-only file as a client
+    of `default`, and before redis/redis#14545 (Redis 8.4; Debian ships 7.0 and 8.0) EXEC checks the
+    commands of each MULTI block it replays against that user's rules. With `-@all` Redis dropped
+    every Celery acknowledgement (HDEL in MULTI) it replayed after a crash, so the acknowledged
+    messages came back (redis/redis#14541). A client that has not logged in gets NOAUTH before any
+    rule applies, and an off user without a password cannot be logged in as."""
+    channels = ["&*"] if version >= CHANNEL_RULES else []
     if on:
-        rule = ["user default on", "#" + hashlib.sha256(redis_password.encode()).hexdigest(), "~*"]
-        return " ".join(rule + (["&*"] if channels else []) + ["+@all"])
-    return " ".join(["user default off resetpass resetkeys"] + (["resetchannels"] if channels else []) + ["-@all"])
+        return " ".join(["user default on", "#" + hashlib.sha256(redis_password.encode()).hexdigest(), "~*"] + channels + ["+@all"])
+    return " ".join(["user default off resetpass", "~*"] + channels + ["+@all"])
 
 
 def acl_file(redis_password: str, version: tuple[int, int], default_user_on: bool = False) -> str:

@@ -116,13 +116,20 @@ def test_the_acl_file_turns_default_off_and_holds_hashes_only():
     text = redis_acl.acl_file(PASSWORD, BOOKWORM)
     users = rules(text)
     assert list(users) == ["default", "admin", "scheduler", "worker", "flower", "exporter"]
-    assert users["default"][0] == "off" and "-@all" in users["default"] and "resetpass" in users["default"]
+    assert users["default"][:2] == ["off", "resetpass"] and not [t for t in users["default"] if t.startswith(("#", ">", "nopass"))]
     assert PASSWORD not in text
     for user, tokens in users.items():
         if user != "default":
             assert tokens[0] == "on"
             assert tokens[1] == "#" + hashlib.sha256(redis_acl.user_password(PASSWORD, user).encode()).hexdigest()
     assert users["admin"][2:] == ["~*", "&*", "+@all"]
+
+
+def test_default_is_off_without_a_password_and_keeps_its_rules_for_the_aof_replay():
+    """Redis replays MULTI blocks of the append-only file as `default` and, before 8.4, checks them
+    against its rules (redis/redis#14541): off, no password, every key and command."""
+    for version, tail in ((JAMMY, ["~*", "+@all"]), (BOOKWORM, ["~*", "&*", "+@all"]), (TRIXIE, ["~*", "&*", "+@all"])):
+        assert rules(redis_acl.acl_file(PASSWORD, version))["default"] == ["off", "resetpass"] + tail
 
 
 def test_celery_users_get_every_channel_the_exporter_no_key_and_no_channel():

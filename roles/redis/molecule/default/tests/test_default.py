@@ -78,6 +78,13 @@ def test_key_survives_crash_through_aof(host):
     assert cli(host, "get", "molecule:crash").stdout.strip() == "kept"
 
 
+def test_a_transaction_survives_crash_through_aof(host):
+    """Redis replays MULTI blocks of the append-only file as `default`, which is off: they must be
+    replayed all the same (redis/redis#14541; redis_acl.default_rule)."""
+    for key in ("molecule:crash:multi", "molecule:crash:multi2"):
+        assert cli(host, "get", key).stdout.strip() == "kept", key
+
+
 def test_secret_config_is_not_world_readable(host):
     for path in ("/etc/redis/conf.d/airflow-ops.conf", "/etc/redis/users.acl"):
         conf = host.file(path)
