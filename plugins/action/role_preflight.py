@@ -63,4 +63,5 @@ class ActionModule(ActionBase):
         dags_src = str(values.get("airflow_dags_src") or "")
         return {"lock_exists": (locks / f"airflow-{version}-python{python_minor}.txt").is_file(),
                 "lock_extras": airflow_inputs.lock_extras(lock_input.read_text()) if lock_input.is_file() else None,
-                "dags_src_is_dir": not dags_src or os.path.isdir(os.path.expanduser(dags_src))}
+                "dags_src_is_dir": not dags_src or os.path.isdir(os.path.expanduser(dags_src)),
+                "uv_lock_exists": (locks / f"uv-{values.get('airflow_uv_version')}.txt").is_file()}

@@ -44,11 +44,12 @@ class Context:
 
     def __init__(self, host: str, components: list[str], needs: list[str], need_secrets: dict,
                  python_minor: str = "", architecture: str = "", lock_exists: bool = True,
-                 lock_extras: list[str] | None = None, dags_src_is_dir: bool = True):
+                 lock_extras: list[str] | None = None, dags_src_is_dir: bool = True, uv_lock_exists: bool = True):
         self.host, self.components, self.needs = host, list(components), list(needs)
         self.need_secrets = need_secrets
         self.python_minor, self.architecture = python_minor, architecture
         self.lock_exists, self.lock_extras, self.dags_src_is_dir = lock_exists, lock_extras, dags_src_is_dir
+        self.uv_lock_exists = uv_lock_exists
 
 
 def present_users(users: list) -> list[dict]:
@@ -233,6 +234,17 @@ def install_errors(values: dict, ctx: Context) -> list[str]:
         errors.append(f"No lock file airflow-{version}-python{ctx.python_minor}.txt for airflow_version={version} on Python"
                       f" {ctx.python_minor} (roles/_airflow_common/files/constraints/). Generate it as"
                       " files/constraints/README.md there describes.")
+    if not ctx.uv_lock_exists:
+        uv = values.get("airflow_uv_version")
+        errors.append(f"No lock file uv-{uv}.txt for airflow_uv_version={uv} (roles/_airflow_common/files/constraints/):"
+                      " uv is installed hash-checked like Airflow. Generate it as files/constraints/README.md there describes.")
+    extras = list(values.get("airflow_extras") or [])
+    lock_extras = ctx.lock_extras if ctx.lock_extras is not None else extras
+    beyond = [extra for extra in extras if extra not in lock_extras]
+    if beyond:
+        errors.append(f"airflow_extras asks for {','.join(beyond)}, which the lock of airflow_version={version} does not"
+                      f" cover (resolved for the extras {','.join(lock_extras)}): installs take exactly what the lock pins,"
+                      " hash-checked. Add a lock for them as files/constraints/README.md describes.")
     if values.get("airflow_install_source") == "wheelhouse":
         if ctx.architecture not in ("x86_64", "aarch64"):
             errors.append(f"airflow_install_source=wheelhouse: no manylinux wheels for architecture {ctx.architecture}"
@@ -240,12 +252,6 @@ def install_errors(values: dict, ctx: Context) -> list[str]:
         glibc = str(values.get("airflow_wheelhouse_glibc"))
         if not (re.fullmatch(r"2[.][0-9]+", glibc) and int(glibc.split(".")[1]) >= 17):
             errors.append(f'airflow_wheelhouse_glibc={glibc} must be a glibc version from 2.17 on, e.g. "2.35".')
-        extras = list(values.get("airflow_extras") or [])
-        lock_extras = ctx.lock_extras if ctx.lock_extras is not None else extras
-        beyond = [extra for extra in extras if extra not in lock_extras]
-        if beyond:
-            errors.append("airflow_install_source=wheelhouse installs exactly what the lock pins, which is resolved for the"
-                          f" extras {','.join(lock_extras)}; airflow_extras also asks for {','.join(beyond)}.")
     return errors
 
 

@@ -227,7 +227,7 @@ def airflow_common(v: dict, ctx: dict) -> list[str]:
     """The shared Airflow inputs (airflow_inputs.py); ctx carries the caller's components, their needs,
     the secrets behind them, and what the action plugin found on the host and the controller."""
     keys = ("components", "needs", "need_secrets", "python_minor", "architecture", "lock_exists", "lock_extras",
-            "dags_src_is_dir")
+            "dags_src_is_dir", "uv_lock_exists")
     return airflow_inputs.check(v, airflow_inputs.Context(ctx.get("host", "this host"), **{k: ctx[k] for k in keys if k in ctx}))
 
 

@@ -228,9 +228,22 @@ def test_wheelhouse_inputs():
         "airflow_install_source=wheelhouse: no manylinux wheels for architecture ppc64le")
     assert one(airflow_install_source="wheelhouse", airflow_wheelhouse_glibc="2.5").startswith(
         'airflow_wheelhouse_glibc=2.5 must be a glibc version from 2.17 on, e.g. "2.35".')
-    message = one(airflow_install_source="wheelhouse", airflow_extras=LOCK_EXTRAS + ["amazon"])
-    assert message == ("airflow_install_source=wheelhouse installs exactly what the lock pins, which is resolved for the "
-                       f"extras {','.join(LOCK_EXTRAS)}; airflow_extras also asks for amazon.")
+
+
+def test_uv_lock_file_must_exist():
+    message = one(ctx=context(uv_lock_exists=False), airflow_uv_version="0.99.0")
+    assert message.startswith("No lock file uv-0.99.0.txt for airflow_uv_version=0.99.0")
+
+
+@pytest.mark.parametrize("source", ["index", "wheelhouse"])
+def test_extras_beyond_the_lock_are_refused_from_any_source(source):
+    """Installs take exactly the lock (hash-checked, no resolution): an extra it does not cover would
+    be missing, so it is refused before any host changes."""
+    message = one(airflow_install_source=source, airflow_extras=LOCK_EXTRAS + ["amazon"])
+    assert message == (f"airflow_extras asks for amazon, which the lock of airflow_version={VALID['airflow_version']} does not"
+                       f" cover (resolved for the extras {','.join(LOCK_EXTRAS)}): installs take exactly what the lock pins,"
+                       " hash-checked. Add a lock for them as files/constraints/README.md describes.")
+    assert check(airflow_install_source=source, airflow_extras=["celery", "fab"]) == []
 
 
 def test_every_problem_at_once():

@@ -2,6 +2,7 @@
 which inputs make a new wheelhouse."""
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -28,17 +29,44 @@ def test_platforms_cover_every_manylinux_tag_up_to_the_glibc():
 
 
 @pytest.mark.parametrize("lock", sorted(LOCKS.glob("airflow-*-python3.*.txt")), ids=lambda p: p.name)
-def test_every_shipped_lock_is_plain_pins(lock):
-    pins = wheelhouse.pins(lock.read_text())
-    assert len(pins) > 150
-    assert any(pin.startswith("apache-airflow==") for pin in pins)
+def test_every_shipped_lock_is_plain_pins_each_with_its_hashes(lock):
+    """The hosts install each lock with --require-hashes --no-deps: every pin needs a sha256 of each
+    file it may take, and the lock is the whole set (apache-airflow and uv's lock included)."""
+    hashed = wheelhouse.hashed_pins(lock.read_text())
+    assert len(hashed) > 150
+    assert any(pin.startswith("apache-airflow==") for pin in hashed)
+    assert all(hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", digest) for digest in hashes) for hashes in hashed.values())
 
 
-def test_lock_with_a_marker_or_range_is_refused():
-    with pytest.raises(ValueError):
-        wheelhouse.pins("celery>=5.6\n")
-    with pytest.raises(ValueError):
-        wheelhouse.pins('tomli==2.0.1 ; python_version < "3.11"\n')
+def test_the_shipped_uv_lock_has_a_hash_of_every_linux_wheel():
+    for lock in LOCKS.glob("uv-*.txt"):
+        hashed = wheelhouse.hashed_pins(lock.read_text())
+        assert list(hashed) == [f"uv=={lock.stem[3:]}"]
+        assert len(hashed[f"uv=={lock.stem[3:]}"]) >= 10  # x86_64 and aarch64, glibc and musl, ...
+    assert wheelhouse.uv_lock(LOCKS / "airflow-3.3.2-python3.11.txt", "0.13.9").name == "uv-0.13.9.txt"
+    with pytest.raises(ValueError, match="no lock uv-0.99.0.txt"):
+        wheelhouse.uv_lock(LOCKS / "airflow-3.3.2-python3.11.txt", "0.99.0")
+
+
+def test_lock_with_a_marker_a_range_or_no_hash_is_refused():
+    digest = "--hash=sha256:" + "a" * 64
+    with pytest.raises(ValueError, match="not a plain pin"):
+        wheelhouse.pins(f"celery>=5.6 {digest}\n")
+    with pytest.raises(ValueError, match="not a plain pin"):
+        wheelhouse.pins(f'tomli==2.0.1 ; python_version < "3.11" {digest}\n')
+    with pytest.raises(ValueError, match="needs one or more --hash"):
+        wheelhouse.pins("six==1.17.0\n")
+    with pytest.raises(ValueError, match="needs one or more --hash"):
+        wheelhouse.pins("six==1.17.0 --hash=md5:abc\n")
+
+
+def test_pins_and_the_download_requirements_keep_every_hash():
+    text = ("# comment\nsix==1.17.0 \\\n    --hash=sha256:" + "a" * 64 + " \\\n    --hash=sha256:" + "b" * 64 + "\n"
+            "uv==0.13.9 --hash=sha256:" + "c" * 64 + "\n")
+    assert wheelhouse.hashed_pins(text) == {"six==1.17.0": ["sha256:" + "a" * 64, "sha256:" + "b" * 64],
+                                            "uv==0.13.9": ["sha256:" + "c" * 64]}
+    assert wheelhouse.requirement_text([text]).splitlines() == [
+        f"six==1.17.0 --hash=sha256:{'a' * 64} --hash=sha256:{'b' * 64}", f"uv==0.13.9 --hash=sha256:{'c' * 64}"]
 
 
 def test_key_changes_with_every_input_that_decides_the_content():

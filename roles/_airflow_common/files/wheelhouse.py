@@ -4,17 +4,19 @@
     wheelhouse.py --dir DIR --lock LOCK --python 3.11 --arch x86_64 --glibc 2.35 [--uv 0.13.9] [--check]
 
 A wheelhouse is one tar file, DIR/<key>.tar, holding a wheel of every distribution the lock file
-pins (and of uv when --uv is given) for one Python minor and CPU architecture: everything an
-Airflow host needs to install with `--no-index --find-links`. The key names the lock and the target
-and ends with a digest of every input that decides the content (the lock's text, Python minor,
-architecture, newest glibc whose manylinux wheels may be taken, uv version), so hosts with the
-same target share one tar, and a new lock or target gets a new one.
+pins (and of uv when --uv is given, from the lock uv-<version>.txt beside LOCK) for one Python
+minor and CPU architecture: everything an Airflow host needs to install with `--no-index
+--find-links`. The key names the lock and the target and ends with a digest of every input that
+decides the content (the locks' text, Python minor, architecture, newest glibc whose manylinux
+wheels may be taken, uv version), so hosts with the same target share one tar, and a new lock or
+target gets a new one.
 
 The wheels come from `python -m pip download` with this Python's pip and its configuration
 (pip.conf, PIP_INDEX_URL and the like): binary wheels only, no dependency resolution (the lock is
 already resolved for that Python minor on Linux), for the target's interpreter, ABI and
-manylinux platforms rather than this machine's. Nothing is compiled, so the controller may run
-another Python, distribution or architecture than the hosts.
+manylinux platforms rather than this machine's, each checked against the sha256 hashes the lock
+lists (`--require-hashes`); the hosts check them again when they install. Nothing is compiled, so
+the controller may run another Python, distribution or architecture than the hosts.
 
 The _airflow_common role runs this on the Ansible controller (airflow_install_source:
 wheelhouse); playbooks/wheelhouse.yml runs it on a machine with internet to carry a wheelhouse
@@ -55,17 +57,47 @@ def manylinux_platforms(arch: str, glibc: str) -> list[str]:
     return tags
 
 
-def pins(lock_text: str) -> list[str]:
-    """The `name==version` lines of a lock file (comments and blank lines dropped)."""
-    found = []
-    for line in lock_text.splitlines():
-        line = line.split("#", 1)[0].strip()
+def hashed_pins(lock_text: str) -> dict[str, list[str]]:
+    """`name==version` -> its `sha256:<hex>` hashes, for each requirement of a lock file as
+    `uv pip compile --generate-hashes` writes it (continuation lines joined, comments dropped). A
+    requirement that is not a plain pin, or that has no hash, is refused: the hosts install the lock
+    with --require-hashes, which would refuse it there."""
+    found: dict[str, list[str]] = {}
+    logical = re.sub(r"\\\s*\n", " ", lock_text)
+    for line in logical.splitlines():
+        line = re.sub(r"(^|\s)#.*", "", line).strip()
         if not line:
             continue
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?==[^\s;]+", line):
-            raise ValueError(f"lock line is not a plain pin (name==version): {line!r}")
-        found.append(line)
+        pin, *options = line.split()
+        if ";" in line or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?==[^\s;]+", pin):
+            raise ValueError(f"lock line is not a plain pin (name==version): {line[:120]!r}")
+        hashes = [option.split("=", 1)[1] for option in options if option.startswith("--hash=sha256:")]
+        if not hashes or len(hashes) != len(options):
+            raise ValueError(f"lock line of {pin} needs one or more --hash=sha256:<hex> and nothing else"
+                             " (uv pip compile --generate-hashes): the hosts install with --require-hashes")
+        found[pin] = hashes
     return found
+
+
+def pins(lock_text: str) -> list[str]:
+    """The `name==version` requirements of a lock file."""
+    return list(hashed_pins(lock_text))
+
+
+def requirement_text(lock_texts: list[str]) -> str:
+    """One requirements file of every pin of these locks with its hashes, for pip download."""
+    lines = []
+    for text in lock_texts:
+        lines += [f"{pin} " + " ".join(f"--hash={digest}" for digest in hashes) for pin, hashes in hashed_pins(text).items()]
+    return "\n".join(lines) + "\n"
+
+
+def uv_lock(lock: Path, uv: str) -> Path:
+    """The hash lock of uv `uv`, beside the Airflow lock (files/constraints/uv-<version>.txt)."""
+    path = lock.with_name(f"uv-{uv}.txt")
+    if not path.is_file():
+        raise ValueError(f"--uv {uv}: no lock {path.name} beside {lock.name} (files/constraints/README.md says how to make one)")
+    return path
 
 
 def key_of(lock: Path, lock_text: str, python: str, arch: str, glibc: str, uv: str) -> str:
@@ -75,19 +107,19 @@ def key_of(lock: Path, lock_text: str, python: str, arch: str, glibc: str, uv: s
     return f"{lock.stem}-{arch}-glibc{glibc}-{digest}"
 
 
-def download(args: argparse.Namespace, requirements: list[str], into: Path) -> None:
+def download(args: argparse.Namespace, requirements: str, into: Path) -> None:
     abi = "cp" + args.python.replace(".", "")
     argv = [
         sys.executable, "-m", "pip", "download",
         "--disable-pip-version-check", "--no-input", "--quiet",
-        "--no-deps", "--only-binary=:all:",
+        "--no-deps", "--only-binary=:all:", "--require-hashes",
         "--implementation", "cp", "--python-version", args.python,
         "--abi", abi, "--abi", "abi3", "--abi", "none",
         *[arg for tag in manylinux_platforms(args.arch, args.glibc) for arg in ("--platform", tag)],
         "--dest", str(into),
     ]
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as listed:
-        listed.write("\n".join(requirements) + "\n")
+        listed.write(requirements)
         listed.flush()
         proc = subprocess.run(argv + ["--requirement", listed.name], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -99,14 +131,15 @@ def download(args: argparse.Namespace, requirements: list[str], into: Path) -> N
         )
 
 
-def build(args: argparse.Namespace, requirements: list[str], tar: Path) -> int:
+def build(args: argparse.Namespace, requirements: str, tar: Path) -> int:
     """Download the wheels into a temporary directory and write the tar atomically; wheel count."""
     with tempfile.TemporaryDirectory(dir=args.dir, prefix=".build-") as tmp:
         wheels_dir = Path(tmp) / "wheels"
         download(args, requirements, wheels_dir)
         wheels = sorted(wheels_dir.glob("*.whl"))
-        if len(wheels) != len(requirements):
-            raise RuntimeError(f"expected {len(requirements)} wheels, pip downloaded {len(wheels)}")
+        expected = len(requirements.splitlines())
+        if len(wheels) != expected:
+            raise RuntimeError(f"expected {expected} wheels, pip downloaded {len(wheels)}")
         partial = Path(tmp) / "wheelhouse.tar"
         # Reproducible: sorted names, root-owned 0644 files, fixed mtime.
         with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as archive:
@@ -125,11 +158,11 @@ def build(args: argparse.Namespace, requirements: list[str], tar: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--dir", required=True, help="directory of the wheelhouses (created)")
-    parser.add_argument("--lock", type=Path, required=True, help="lock file: one name==version per line")
+    parser.add_argument("--lock", type=Path, required=True, help="lock file: name==version with its --hash lines")
     parser.add_argument("--python", required=True, help="Python minor of the hosts, e.g. 3.11")
     parser.add_argument("--arch", required=True, choices=ARCHES)
     parser.add_argument("--glibc", required=True, help="newest glibc whose manylinux wheels may be taken, e.g. 2.35")
-    parser.add_argument("--uv", default="", help="uv version to add (the uv installer)")
+    parser.add_argument("--uv", default="", help="uv version to add (the uv installer; its lock uv-<version>.txt)")
     parser.add_argument("--check", action="store_true", help="report only; download nothing")
     args = parser.parse_args()
     args.dir = Path(os.path.expanduser(args.dir)).resolve()
@@ -140,9 +173,9 @@ def main() -> int:
         if not re.fullmatch(r"\d+\.\d+", args.glibc):
             raise ValueError(f"--glibc {args.glibc}: expected a version such as 2.35")
         manylinux_platforms(args.arch, args.glibc)
-        lock_text = args.lock.read_text()
-        requirements = pins(lock_text) + ([f"uv=={args.uv}"] if args.uv else [])
-        key = key_of(args.lock, lock_text, args.python, args.arch, args.glibc, args.uv)
+        lock_texts = [args.lock.read_text()] + ([uv_lock(args.lock, args.uv).read_text()] if args.uv else [])
+        requirements = requirement_text(lock_texts)
+        key = key_of(args.lock, "".join(lock_texts), args.python, args.arch, args.glibc, args.uv)
         tar = args.dir / f"{key}.tar"
         result = {"key": key, "tar": str(tar), "exists": tar.is_file(), "built": False}
         if not result["exists"] and not args.check:
