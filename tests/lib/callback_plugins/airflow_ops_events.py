@@ -3,7 +3,8 @@
 """Test-only callback: every play, task result and the final stats of an ansible-playbook run as
 JSON lines in the file named by $AIRFLOW_OPS_EVENTS, so that tests judge a run from data (which
 task changed on which host, in which play; which role it belongs to) instead of its text output.
-Nothing of a result's content is written: no value, so no secret, can reach the file.
+Of a result's content only a failed task's error is written (what the default callback prints for
+it too; nothing for a no_log task).
 
 Enabled by tests/lib/airflow_ops_testlib.py (events_env()) beside the normal stdout callback.
 """
@@ -20,7 +21,9 @@ DOCUMENTATION = """
 name: airflow_ops_events
 type: aggregate
 short_description: Task results as JSON lines for the tests
-description: Writes plays, entries into roles and tasks files, task results (status and duration only) and stats to the file named by AIRFLOW_OPS_EVENTS.
+description: >-
+  Writes plays, entries into roles and tasks files, task results (status and duration; a failed
+  one's error) and stats to the file named by AIRFLOW_OPS_EVENTS.
 requirements: [AIRFLOW_OPS_EVENTS in the environment]
 """
 
@@ -50,6 +53,8 @@ class CallbackModule(CallbackBase):
         self._started[(host.get_name(), task._uuid)] = time.time()
 
     def _result(self, result, status: str) -> None:
+        """One task result. A failed one carries its error (module message, else the end of stderr),
+        as the default callback prints it: tests read why a run failed from data."""
         task = result._task
         started = self._started.pop((result._host.get_name(), task._uuid), None)
         role = task._role.get_name() if task._role else None
@@ -59,7 +64,14 @@ class CallbackModule(CallbackBase):
             "task": task.get_name().strip(), "role": role, "action": task.action, "status": status,
             "handler": task.__class__.__name__ == "Handler",
             "seconds": None if started is None else round(time.time() - started, 3),
+            **({"error": self._error(result._result)} if status == "failed" else {}),
         })
+
+    @staticmethod
+    def _error(outcome: dict) -> str:
+        if outcome.get("_ansible_no_log"):
+            return "(no_log)"
+        return "\n".join(str(outcome.get(key) or "")[-3000:] for key in ("msg", "stderr") if outcome.get(key))
 
     def v2_runner_on_ok(self, result):
         self._result(result, "changed" if result._result.get("changed") else "ok")
