@@ -12,6 +12,9 @@ flower-workers.png). Exits non-zero, naming what was missing, if a page does not
 
 Defaults: http://127.0.0.1:$DEMO_API_PORT (8080) and http://127.0.0.1:$DEMO_FLOWER_PORT (5555);
 the passwords are read from .cache/demo/credentials/ (make demo generates them).
+
+The cluster scenario runs check() too, over HTTPS: Chromium then trusts the cluster's CA alone
+(an NSS database in a HOME of its own), so a certificate it does not verify fails the check.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import argparse
 import base64
 import json
 import os
+import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,36 +57,46 @@ def secret(name: str) -> str:
     return path.read_text().split()[0]
 
 
-def latest_run(api: str, password: str) -> dict:
+def latest_run(api: str, password: str, ca_file: str | None = None) -> dict:
     """The example DAG's newest run, over the REST API (what the page must then show)."""
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
     request = urllib.request.Request(
         f"{api}/auth/token", method="POST", headers={"Content-Type": "application/json"},
         data=json.dumps({"username": "admin", "password": password}).encode(),
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
         token = json.load(response)["access_token"]
     request = urllib.request.Request(
         f"{api}/api/v2/dags/{DAG}/dagRuns?order_by=-run_after&limit=1",
         headers={"Authorization": f"Bearer {token}"},
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
         runs = json.load(response)["dag_runs"]
     if not runs:
         raise CheckFailed(f"{DAG} has no run yet: run `make demo` (its last step triggers one)")
     return runs[0]
 
 
-def browser(profile: str) -> webdriver.Chrome:
+def browser(profile: str, ca_file: str | None = None) -> webdriver.Chrome:
+    """Headless Chromium with a fresh profile under `profile`, which is also its HOME: with ca_file,
+    its NSS database there trusts that CA (Chromium on Linux reads added roots from ~/.pki/nssdb)."""
+    nss = Path(profile, ".pki", "nssdb")
+    nss.mkdir(parents=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"], check=True, capture_output=True)
+    if ca_file:
+        subprocess.run(["certutil", "-A", "-d", f"sql:{nss}", "-n", "airflow-ops-ca", "-t", "C,,", "-i", ca_file],
+                       check=True, capture_output=True)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
         # No calls home: this machine's network would refuse them, many at a time.
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--window-size=1440,1000", f"--user-data-dir={profile}",
+        "--window-size=1440,1000", f"--user-data-dir={profile}/chromium",
     ):
         options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    service = Service(executable_path=CHROMEDRIVER, env=dict(os.environ, HOME=profile))
+    return webdriver.Chrome(service=service, options=options)
 
 
 def missing_words(text: str, wanted: list[str]) -> list[str]:
@@ -107,49 +122,52 @@ def wait_for_text(driver: webdriver.Chrome, wanted: list[str], timeout: float, w
                       f"it showed: {' '.join(text.split())[:500]!r}")
 
 
-def shot(driver: webdriver.Chrome, name: str) -> Path:
-    path = OUT / name
+def shot(driver: webdriver.Chrome, out: Path, name: str) -> Path:
+    path = out / name
     driver.save_screenshot(str(path))
-    print(f"[browser-check] screenshot {path.relative_to(ROOT)}", flush=True)
+    print(f"[browser-check] screenshot {path}", flush=True)
     return path
 
 
-def check(api: str, flower: str, timeout: float) -> None:
-    admin_password = secret("admin_password")
-    flower_password = secret("flower_password")
-    run = latest_run(api, admin_password)
+def check(api: str, flower: str, timeout: float, admin_password: str, flower_login: tuple[str, str], workers: list[str],
+          out: Path = OUT, ca_file: str | None = None) -> dict:
+    """The UI's login, the latest run's page and Flower's workers page, as a user sees them. Returns
+    the run and the cookies the browser holds after logging in (name, secure, httpOnly, sameSite)."""
+    run = latest_run(api, admin_password, ca_file)
     print(f"[browser-check] run {run['dag_run_id']} of {DAG}: {run['state']} (REST API)", flush=True)
-    OUT.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="airflow-ops-chromium-") as profile:
-        driver = browser(profile)
+        driver = browser(profile, ca_file)
         try:
             # The UI sends an anonymous visitor to the FAB login form.
             driver.get(f"{api}/")
             wait_for_text(driver, ["Sign In"], timeout, "Airflow's login page")
-            shot(driver, "ui-login.png")
+            shot(driver, out, "ui-login.png")
             driver.find_element(By.NAME, "username").send_keys("admin")
             driver.find_element(By.NAME, "password").send_keys(admin_password)
             driver.find_element(By.CSS_SELECTOR, "input[type=submit], button[type=submit]").click()
             wait_for_text(driver, ["DAGs"], timeout, "the UI after logging in")
+            cookies = driver.get_cookies()
 
             driver.get(f"{api}/dags/{DAG}/runs/{run['dag_run_id']}")
             wait_for_text(driver, [DAG, run["dag_run_id"], run["state"]], timeout, "the DAG run's page")
-            shot(driver, "ui-dag-run.png")
+            shot(driver, out, "ui-dag-run.png")
             print(f"[browser-check] UI: logged in, the run page shows {run['dag_run_id']} {run['state']}", flush=True)
 
             # Flower's basic auth, sent with every request the page makes (its table loads by XHR).
-            login = base64.b64encode(f"admin:{flower_password}".encode()).decode()
+            login = base64.b64encode(":".join(flower_login).encode()).decode()
             driver.execute_cdp_cmd("Network.enable", {})
             driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {login}"}})
             driver.get(f"{flower}/workers")
-            wait_for_text(driver, WORKERS, timeout, "Flower's workers page")
-            shot(driver, "flower-workers.png")
-            print(f"[browser-check] Flower: the workers page lists {', '.join(WORKERS)}", flush=True)
+            wait_for_text(driver, workers, timeout, "Flower's workers page")
+            shot(driver, out, "flower-workers.png")
+            print(f"[browser-check] Flower: the workers page lists {', '.join(workers)}", flush=True)
         except CheckFailed:
-            shot(driver, "failed.png")
+            shot(driver, out, "failed.png")
             raise
         finally:
             driver.quit()
+    return {"run": run, "cookies": cookies}
 
 
 def main() -> int:
@@ -158,13 +176,13 @@ def main() -> int:
     parser.add_argument("--flower", default=f"http://127.0.0.1:{os.environ.get('DEMO_FLOWER_PORT') or 5555}")
     parser.add_argument("--timeout", type=float, default=60)
     args = parser.parse_args()
-    for path in (CHROMIUM, CHROMEDRIVER):
+    for path in (CHROMIUM, CHROMEDRIVER, "/usr/bin/certutil"):
         if not os.access(path, os.X_OK):
             print(f"[browser-check] {path} is missing: `scripts/test-platform browser` installs Debian's "
-                  "chromium and chromium-driver", file=sys.stderr)
+                  "chromium, chromium-driver and libnss3-tools", file=sys.stderr)
             return 2
     try:
-        check(args.api, args.flower, args.timeout)
+        check(args.api, args.flower, args.timeout, secret("admin_password"), ("admin", secret("flower_password")), WORKERS)
     except (CheckFailed, OSError, WebDriverException) as err:
         print(f"[browser-check] FAILED: {err}", file=sys.stderr)
         return 1

@@ -332,6 +332,23 @@ def test_the_ui_session_cookies_are_secure_and_same_site():
         assert attributes["samesite"].strip().lower() == "samesite=lax", (name, attributes.get("samesite"))
 
 
+def test_the_ui_and_flower_in_a_browser_over_https():
+    """As make demo's last step, in headless Chromium that trusts the cluster's CA alone: the login
+    form, the latest run's page and Flower's workers page, and the cookies the browser keeps after
+    logging in (session: Secure, HttpOnly, SameSite=Lax). Screenshots in .cache/test-logs/cluster-browser/."""
+    import importlib.util
+    root = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+    spec = importlib.util.spec_from_file_location("browser_check", root / "demo" / "browser_check.py")
+    browser_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(browser_check)
+    status, workers = flower_workers()
+    assert status == 200 and workers, workers
+    seen = browser_check.check(API, FLOWER, 120, "molecule-Admin-Secret-1", FLOWER_AUTH, sorted(workers),
+                               out=root / ".cache" / "test-logs" / "cluster-browser", ca_file=CA)
+    cookies = {cookie["name"]: cookie for cookie in seen["cookies"]}
+    assert (cookies["session"]["secure"], cookies["session"]["httpOnly"], cookies["session"]["sameSite"]) == (True, True, "Lax")
+
+
 def test_the_ui_and_flower_verify_against_the_ca_from_an_admin_network():
     """From the controller (site_admin_networks): HTTPS with the names checked, and no plain HTTP."""
     import ssl
