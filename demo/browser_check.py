@@ -8,13 +8,13 @@ workers are listed. Screenshots go to .cache/demo/ (ui-login.png, ui-dag-run.png
 flower-workers.png). Exits non-zero, naming what was missing, if a page does not show it within
 --timeout seconds.
 
-    demo/browser_check.py [--api URL] [--flower URL] [--timeout S]
+    demo/browser_check.py [--api URL] [--flower URL] [--ca FILE] [--timeout S]
 
-Defaults: http://127.0.0.1:$DEMO_API_PORT (8080) and http://127.0.0.1:$DEMO_FLOWER_PORT (5555);
-the passwords are read from .cache/demo/credentials/ (make demo generates them).
-
-The cluster scenario runs check() too, over HTTPS: Chromium then trusts the cluster's CA alone
-(an NSS database in a HOME of its own), so a certificate it does not verify fails the check.
+Defaults: https://127.0.0.1:$DEMO_API_PORT (8080) and https://127.0.0.1:$DEMO_FLOWER_PORT (5555),
+verified against the demo's CA (inventories/demo/tls/ca.crt): Chromium trusts that CA alone (an
+NSS database in a HOME of its own), so a certificate it does not verify fails the check. The
+passwords are read from .cache/demo/credentials/ (make demo generates them). The cluster scenario
+runs check() too, with its own CA.
 """
 
 from __future__ import annotations
@@ -133,6 +133,8 @@ def check(api: str, flower: str, timeout: float, admin_password: str, flower_log
           out: Path = OUT, ca_file: str | None = None) -> dict:
     """The UI's login, the latest run's page and Flower's workers page, as a user sees them. Returns
     the run and the cookies the browser holds after logging in (name, secure, httpOnly, sameSite)."""
+    if ca_file and not Path(ca_file).is_file():
+        raise CheckFailed(f"{ca_file} is missing: site.yml makes it on its first run with TLS on (run `make demo`)")
     run = latest_run(api, admin_password, ca_file)
     print(f"[browser-check] run {run['dag_run_id']} of {DAG}: {run['state']} (REST API)", flush=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -172,8 +174,10 @@ def check(api: str, flower: str, timeout: float, admin_password: str, flower_log
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--api", default=f"http://127.0.0.1:{os.environ.get('DEMO_API_PORT') or 8080}")
-    parser.add_argument("--flower", default=f"http://127.0.0.1:{os.environ.get('DEMO_FLOWER_PORT') or 5555}")
+    parser.add_argument("--api", default=f"https://127.0.0.1:{os.environ.get('DEMO_API_PORT') or 8080}")
+    parser.add_argument("--flower", default=f"https://127.0.0.1:{os.environ.get('DEMO_FLOWER_PORT') or 5555}")
+    parser.add_argument("--ca", default=str(ROOT / "inventories" / "demo" / "tls" / "ca.crt"),
+                        help="CA of the demo's certificates; empty for plain HTTP")
     parser.add_argument("--timeout", type=float, default=60)
     args = parser.parse_args()
     for path in (CHROMIUM, CHROMEDRIVER, "/usr/bin/certutil"):
@@ -182,7 +186,8 @@ def main() -> int:
                   "chromium, chromium-driver and libnss3-tools", file=sys.stderr)
             return 2
     try:
-        check(args.api, args.flower, args.timeout, secret("admin_password"), ("admin", secret("flower_password")), WORKERS)
+        check(args.api, args.flower, args.timeout, secret("admin_password"), ("admin", secret("flower_password")), WORKERS,
+              ca_file=args.ca or None)
     except (CheckFailed, OSError, WebDriverException) as err:
         print(f"[browser-check] FAILED: {err}", file=sys.stderr)
         return 1

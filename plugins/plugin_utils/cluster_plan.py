@@ -35,8 +35,8 @@ CLUSTER_DEFAULTS = {
     "site_postgresql_max_connections": None,
     "site_worker_batch": 1,
     "site_allow_colocated_workers": False,
-    "site_tls": False,
-    "site_firewall": False,
+    "site_tls": True,
+    "site_firewall": True,
     "site_admin_networks": [],
     "site_worker_networks": [],
     "site_tls_cert": None,
@@ -571,7 +571,7 @@ def plan(data: dict, roles: dict) -> dict:
         "prometheus_flower_target": flower_target,
         "prometheus_flower_login_host": groups["flower"][0] if flower_target else "",
         "hosts": hosts,
-        "notes": limit_notes(inv, settings, hosts),
+        "notes": security_notes(settings) + limit_notes(inv, settings, hosts),
     }
 
 
@@ -584,6 +584,20 @@ def covered(address: str | None, networks: list[str]) -> bool:
 
 # The settings that admit clients by address or network ahead of the inventory's hosts.
 ADMITTING_SETTINGS = ("site_worker_networks", "site_postgresql_extra_clients")
+
+
+def security_notes(settings: dict) -> list[str]:
+    """Warnings for a cluster whose inventory switched TLS or the network policy off (both are on
+    unless it does): what that exposes."""
+    notes = []
+    if not settings["site_tls"]:
+        notes.append("site_tls is false: Redis, PostgreSQL, the api server and Flower answer without TLS, so their "
+                     "passwords and the task data cross the network in clear text. Remove it to get TLS "
+                     "(docs/security.md).")
+    if not settings["site_firewall"]:
+        notes.append("site_firewall is false: every port of every service is open to every host that reaches the "
+                     "cluster's hosts. Remove it to get the network policy (docs/security.md).")
+    return notes
 
 
 def limit_notes(inv: Inventory, settings: dict, hosts: dict) -> list[str]:

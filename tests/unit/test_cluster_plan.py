@@ -166,15 +166,28 @@ def test_split_plan_golden():
                                     # 20 + 45 + 15 x 2 + 16 x 2 = 127
                                     "max_connections": 200}
     assert result["hosts"]["core"]["components"] == ["scheduler", "dag-processor", "triggerer", "api-server", "flower"]
-    assert result["hosts"]["core"]["roles"] == ["_airflow_common", "airflow", "flower"]
-    assert result["hosts"]["data"]["roles"] == ["redis", "postgresql"]
+    assert result["hosts"]["core"]["roles"] == ["_airflow_common", "airflow", "flower", "firewall"]
+    assert result["hosts"]["data"]["roles"] == ["redis", "postgresql", "firewall"]
     assert result["hosts"]["w1"]["components"] == ["worker"]
     assert result["hosts"]["w1"]["airflow_components"] == []
     assert result["hosts"]["core"]["db_clean"] and not result["hosts"]["w1"]["db_clean"]
-    assert result["hosts"]["data"]["firewall_rules"] and not result["firewall"]
+    assert result["hosts"]["data"]["firewall_rules"] and result["firewall"] and result["tls"]
     assert result["statsd"] == {"host": "", "port": 8125}
     assert result["prometheus_targets"] == []
     assert result["notes"] == []
+
+
+def test_tls_and_the_firewall_are_on_unless_switched_off_and_then_the_run_says_so():
+    """Secure by default: an inventory that says nothing gets TLS and the network policy; one that
+    switches either off is planned as asked, with a warning naming the switch (the run prints it)."""
+    assert plan(inventory(SPLIT))["notes"] == []
+    for switch, words in (("site_tls", "in clear text"), ("site_firewall", "every port")):
+        result = plan(inventory(SPLIT, common={switch: False}))
+        assert result[switch.split("_")[1]] is False
+        assert [note for note in result["notes"] if note.startswith(f"{switch} is false")], result["notes"]
+        assert words in " ".join(result["notes"])
+    both = plan(inventory(SPLIT, common={"site_tls": False, "site_firewall": "false"}))
+    assert len(both["notes"]) == 2 and not both["tls"] and not both["firewall"]
 
 
 def test_worker_gets_no_control_plane_secret():
@@ -388,7 +401,7 @@ def test_missing_address():
 
 
 def test_worker_without_address_is_fine_without_firewall():
-    data = inventory(SPLIT)
+    data = inventory(SPLIT, common={"site_firewall": False})
     data["hosts"]["w2"]["address"] = None
     assert "w2" in plan(data)["hosts"]
 
@@ -430,8 +443,8 @@ def test_good_cluster_settings():
 
 
 def test_cluster_setting_set_differently_per_host():
-    message = one_error(inventory(SPLIT, host_vars={"w1": {"site_firewall": True}}))
-    assert message.startswith("site_firewall differs between hosts (False on data, core, w2; True on w1)")
+    message = one_error(inventory(SPLIT, host_vars={"w1": {"site_firewall": False}}))
+    assert message.startswith("site_firewall differs between hosts (True on data, core, w2; False on w1)")
     assert "set it once for all hosts (group_vars/all)" in message
 
 
