@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from pathlib import Path
 
 from ansible.errors import AnsibleError
@@ -44,6 +45,8 @@ class ActionModule(ActionBase):
         planned["specs"] = roles["specs"]
         if args.get("leaving"):
             planned["leaving"] = cluster_plan.leaving_admission(data, roles, args["leaving"])
+        if planned["tls"]:
+            planned["notes"] += self._ca_key_notes(task_vars)
         if args.get("limit_notes", True):
             for note in planned["notes"]:
                 self._display.warning(note)
@@ -71,6 +74,35 @@ class ActionModule(ActionBase):
             }
         return {"groups": groups, "hosts": hosts,
                 "play_hosts": list(task_vars.get("ansible_play_hosts_all") or members)}
+
+    def _ca_key_notes(self, task_vars: dict) -> list[str]:
+        """Where the CA key of site_tls goes on the controller (playbooks/vars/site.yml: site_tls_dir,
+        default tls/ beside the inventory), unless the inventory brings its CA: whether git would
+        take it along (cluster_plan.ca_key_notes decides)."""
+        first = task_vars["hostvars"][(task_vars.get("ansible_play_hosts_all") or [task_vars["inventory_hostname"]])[0]]
+        if "site_tls_ca_cert" in first and self._value(first, "site_tls_ca_cert"):
+            return []
+        tls_dir = first["site_tls_dir"] if "site_tls_dir" in first else f"{first['inventory_dir']}/tls"
+        key = Path(str(tls_dir)).expanduser() / "ca.key"
+        work_tree, ignored = self._git_state(key)
+        return cluster_plan.ca_key_notes(str(key), self._secret(first, "site_tls_ca_passphrase") is not None, work_tree, ignored)
+
+    @staticmethod
+    def _git_state(path: Path) -> tuple[str | None, bool]:
+        """(the git work tree holding path or None, whether git ignores path); no git: (None, False)."""
+        directory = path.parent
+        while not directory.is_dir() and directory != directory.parent:
+            directory = directory.parent
+        try:
+            top = subprocess.run(["git", "-C", str(directory), "rev-parse", "--show-toplevel"],
+                                 capture_output=True, text=True, check=False, timeout=30)
+            if top.returncode != 0:
+                return None, False
+            ignored = subprocess.run(["git", "-C", str(directory), "check-ignore", "-q", str(path)],
+                                     capture_output=True, check=False, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None, False
+        return top.stdout.strip(), ignored.returncode == 0
 
     @staticmethod
     def _value(host_vars, name):

@@ -600,6 +600,16 @@ def security_notes(settings: dict) -> list[str]:
     return notes
 
 
+def ca_key_notes(key_path: str, passphrase_set: bool, work_tree: str | None, ignored: bool) -> list[str]:
+    """A warning when the CA key site.yml makes (or keeps) on the controller is unencrypted and inside
+    a git work tree that does not ignore it: one `git add -A` from leaving with the repository."""
+    if passphrase_set or not work_tree or ignored:
+        return []
+    return [f"The cluster CA key {key_path} is not encrypted and lies in the git work tree {work_tree}, which does not "
+            "ignore it: whoever gets it can impersonate every host. Set site_tls_ca_passphrase (from Ansible Vault), "
+            "git-ignore the directory, or move site_tls_dir out of the repository."]
+
+
 def limit_notes(inv: Inventory, settings: dict, hosts: dict) -> list[str]:
     """Under --limit: what this run cannot apply because the host that would apply it is outside
     the run (a new worker's address in pg_hba and in the firewall rules of its servers)."""

@@ -666,3 +666,14 @@ def test_an_inventory_may_not_choose_a_hosts_broker_user():
     assert message.startswith("airflow_redis_user is set for w1 to 'admin'; site.yml logs its worker component(s) in "
                               "to the broker as 'worker'")
     assert plan(inventory(SPLIT, host_vars={"w1": {"airflow_redis_user": "worker"}}))
+
+
+def test_an_unencrypted_ca_key_in_a_git_work_tree_that_keeps_it_is_named():
+    """site_tls makes the CA on the controller: unencrypted, inside a repository that would commit
+    it, the run says so (the action plugin asks git; the rule is here)."""
+    notes = cluster_plan.ca_key_notes("/srv/ops/inventories/x/tls/ca.key", False, "/srv/ops", False)
+    assert len(notes) == 1 and notes[0].startswith("The cluster CA key /srv/ops/inventories/x/tls/ca.key is not encrypted")
+    assert "site_tls_ca_passphrase" in notes[0] and "/srv/ops" in notes[0]
+    assert cluster_plan.ca_key_notes("/srv/ops/tls/ca.key", True, "/srv/ops", False) == []  # encrypted
+    assert cluster_plan.ca_key_notes("/srv/ops/tls/ca.key", False, "/srv/ops", True) == []  # git-ignored
+    assert cluster_plan.ca_key_notes("/etc/ops/tls/ca.key", False, None, False) == []  # no repository
