@@ -687,7 +687,7 @@ def peers_to_address(data: dict, roles: dict) -> list[str]:
     the caller gathers their facts, then plans."""
     inv = Inventory(data, roles)
     members = inv.members()
-    firewall = as_bool(inv.raw(members[0], "site_firewall", False)) if members else False
+    firewall = cluster_settings(inv)["site_firewall"]
     groups = inv.groups
     needed = (groups["redis"] + groups["postgresql"] + groups["api_server"] + groups["monitoring"]
               + (groups["flower"] if groups["monitoring"] else [])

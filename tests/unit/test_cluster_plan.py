@@ -373,10 +373,11 @@ def test_limit_to_a_worker_admitted_ahead_needs_no_note():
 
 def test_peers_to_address_under_limit():
     groups = dict(SPLIT, workers=["w1", "w2", "w3"])
-    data = inventory(groups, play_hosts=["w3"], addresses={"w3": "10.0.0.5"})
-    assert cluster_plan.peers_to_address(data, ROLES) == ["data", "core"]
-    firewall = inventory(groups, play_hosts=["w3"], addresses={"w3": "10.0.0.5"}, common={"site_firewall": True})
-    assert cluster_plan.peers_to_address(firewall, ROLES) == ["data", "core", "w1", "w2"]
+    no_firewall = inventory(groups, play_hosts=["w3"], addresses={"w3": "10.0.0.5"}, common={"site_firewall": False})
+    assert cluster_plan.peers_to_address(no_firewall, ROLES) == ["data", "core"]
+    # The firewall is on by default: its rules name every host of the cluster.
+    default = inventory(groups, play_hosts=["w3"], addresses={"w3": "10.0.0.5"})
+    assert cluster_plan.peers_to_address(default, ROLES) == ["data", "core", "w1", "w2"]
     assert cluster_plan.peers_to_address(inventory(groups), ROLES) == []
 
 

@@ -4,7 +4,7 @@ wheelhouse fails the install, and the install that runs keeps serving.
 The test changes the installer to pip, which makes a new install (a new virtualenv, and a
 wheelhouse without uv under a new key). It writes that wheelhouse on the controller from the one
 the host installed from, with one wheel changed, runs the roles, and puts the host back: the
-half-built virtualenv and the changed wheelhouse go. side_effect.yml runs this file; the verifier
+half-built virtualenv goes and the host's own wheelhouse returns. side_effect.yml runs this file; the verifier
 only observes.
 """
 
@@ -30,6 +30,8 @@ FINDER = ROOT / "roles" / "_airflow_common" / "files" / "wheelhouse.py"
 LOCKS = ROOT / "roles" / "_airflow_common" / "files" / "constraints"
 INSTALL_TASK = "Install Apache Airflow (only when version, extras or lock changed)"
 CHANGED = "six"  # a pure-Python wheel every lock pins
+HOST_WHEELHOUSE = "/var/cache/airflow-ops/wheelhouse"  # the role's __airflow_common_wheelhouse_host_dir
+HOST_STAMP = "/var/cache/airflow-ops/wheelhouse.key"  # and __airflow_common_wheelhouse_stamp
 
 
 def pip_wheelhouse(uv_key: str) -> Path:
@@ -73,9 +75,10 @@ def test_a_changed_wheel_fails_the_install_and_the_running_install_keeps_serving
     before = serving(host)
     assert before["health"] == 200 and all(pid not in ("", "0") for pid in before["pids"].values()), before
     venvs_before = set(host.run("ls /opt/airflow/venvs").stdout.split())
-    uv_key = host.file("/var/cache/airflow-ops/wheelhouse.key").content_string.strip()
+    uv_key = host.file(HOST_STAMP).content_string.strip()
     tampered = pip_wheelhouse(uv_key)
     assert not tampered.exists(), f"{tampered} exists already"
+    assert host.run(f"cp -a {HOST_WHEELHOUSE} {HOST_WHEELHOUSE}.kept && cp -a {HOST_STAMP} {HOST_STAMP}.kept").rc == 0
     try:
         wheel = write_changed_copy(WHEELHOUSES / f"{uv_key}.tar", tampered)
         extra = tmp_path / "pip.json"
@@ -94,5 +97,6 @@ def test_a_changed_wheel_fails_the_install_and_the_running_install_keeps_serving
         tampered.unlink(missing_ok=True)
         for venv in set(host.run("ls /opt/airflow/venvs").stdout.split()) - venvs_before:
             host.run(f"rm -rf /opt/airflow/venvs/{venv}")
-        # The host's wheelhouse is the changed one now: the next install copies its own again.
-        host.run("rm -f /var/cache/airflow-ops/wheelhouse.key")
+        # The host's wheelhouse is the changed one now: the one it installed from goes back.
+        assert host.run(f"rm -rf {HOST_WHEELHOUSE} && mv {HOST_WHEELHOUSE}.kept {HOST_WHEELHOUSE} "
+                        f"&& mv {HOST_STAMP}.kept {HOST_STAMP}").rc == 0
