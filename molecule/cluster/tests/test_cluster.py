@@ -3,9 +3,12 @@ api server, Flower behind a password; a re-run of site.yml that changes nothing 
 restarts nothing and runs each Airflow task once per host; a new worker that joined (side_effect) without restarting
 anything else. Bad inventories are the preflight scenario's."""
 
+import hashlib
 import json
 import os
 import shlex
+import socket
+import ssl
 from pathlib import Path
 
 import pytest
@@ -273,7 +276,7 @@ def test_the_firewall_admits_what_the_cluster_needs():
 # A TLS handshake from a host, verified against the CA it was given, with the address as the
 # name (what the clients use); PostgreSQL first asks for TLS (its SSLRequest).
 TLS_PROBE = """
-import socket, ssl, struct, sys
+import hashlib, socket, ssl, struct, sys
 host, port, postgres = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "postgres"
 sock = socket.create_connection((host, port), timeout=20)
 if postgres:
@@ -281,8 +284,28 @@ if postgres:
     assert sock.recv(1) == b"S", "the server declined TLS"
 context = ssl.create_default_context(cafile="/etc/airflow-ops/tls/ca.crt")
 with context.wrap_socket(sock, server_hostname=host) as tls:
-    print(tls.version(), tls.getpeercert()["subjectAltName"])
+    print(tls.version(), tls.getpeercert()["subjectAltName"], hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest())
 """
+
+
+def served_certificate(host, port, kind):
+    """The SHA-256 fingerprint of the certificate host:port serves, from cl-worker1 (the firewall admits it to Redis,
+    PostgreSQL and the api server), or from the controller (an admin network) for Flower."""
+    if kind == "flower":
+        with socket.create_connection((container_ip(host), port), timeout=20) as sock, \
+                ssl.create_default_context(cafile=CA).wrap_socket(sock, server_hostname=container_ip(host)) as tls:
+            return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+    out = remote("cl-worker1").run(
+        f"/opt/airflow/venv/bin/python -c {shlex.quote(TLS_PROBE)} {container_ip(host)} {port} {kind}")
+    assert out.rc == 0, out.stdout + out.stderr
+    return out.stdout.split()[-1]
+
+
+def certificate_fingerprint(pem):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex()
 
 
 @pytest.mark.parametrize("host, port, kind", [("cl-broker", 6379, "redis"), ("cl-db", 5432, "postgres"),
@@ -294,11 +317,25 @@ def test_each_cluster_endpoint_presents_a_certificate_the_ca_verifies(host, port
     assert container_ip(host) in out.stdout
 
 
+@pytest.mark.parametrize("host, port, kind", [("cl-broker", 6379, "redis"), ("cl-broker", 5555, "flower"),
+                                              ("cl-db", 5432, "postgres"), ("cl-api", 8080, "https")])
+def test_a_renewed_certificate_is_served_right_after_the_run(host, port, kind):
+    """The rollback run (side_effect) renewed every host's certificate (site_tls_renew_days beyond their end): each
+    TLS port serves the host's new certificate as soon as the run ends; Redis and PostgreSQL reloaded it, not restarted."""
+    before = certificate_fingerprint(json.loads(side_effect("certificates-before-renewal.json").read_text())[host])
+    now = certificate_fingerprint(remote(host).check_output("cat /etc/airflow-ops/tls/host.crt"))
+    assert now != before, f"{host}'s certificate was not signed again"
+    assert served_certificate(host, port, kind) == now, f"{host}:{port} serves another certificate than {host}'s new one"
+    if kind in ("redis", "postgres"):
+        service = {"redis": "redis-server", "postgres": "postgresql@"}[kind]
+        started = {unit: at for unit, at in unit_start_times("renewal").items() if unit.startswith(f"{host}/{service}")}
+        assert started and started == {unit: at for unit, at in unit_start_times("before-renewal").items() if unit in started}
+
+
 def login_cookies(base, username, password):
     """Log in through FAB's form as a browser does; the Set-Cookie headers of the answer, by cookie name."""
     import http.cookiejar
     import re
-    import ssl
     import urllib.parse
     import urllib.request
 
@@ -351,7 +388,6 @@ def test_the_ui_and_flower_in_a_browser_over_https():
 
 def test_the_ui_and_flower_verify_against_the_ca_from_an_admin_network():
     """From the controller (site_admin_networks): HTTPS with the names checked, and no plain HTTP."""
-    import ssl
     import urllib.error
     import urllib.request
     for url, auth in ((f"{API}/api/v2/monitor/health", None), (f"{FLOWER}/healthcheck", FLOWER_AUTH)):
