@@ -226,3 +226,9 @@ def test_the_decommissioned_worker_is_gone_and_its_logs_stay_readable():
     api = AirflowApi(f"https://{container_ip('cl-api')}:8080", "admin", "molecule-Admin-Secret-1")
     log = api.get(f"/api/v2/dags/airflow_ops_hold/dagRuns/{run_id}/taskInstances/hold/logs/1?map_index={map_index}")
     assert "holding a slot on cl-worker3" in json.dumps(log), json.dumps(log)[:2000]
+    # Unpacked by airflow: what came from the archive belongs to airflow; its copies are gone from both hosts.
+    unpacked = "find /opt/airflow/logs -path '*/dag_id=airflow_ops_hold/*' -type f"
+    assert remote("cl-api").check_output(unpacked) != ""
+    assert remote("cl-api").check_output(f"{unpacked} ! -user airflow") == ""
+    for name in ("cl-api", "cl-worker3"):
+        assert remote(name).check_output("find /var/lib/airflow-ops /var/tmp -name '*task-logs-*'") == "", name
