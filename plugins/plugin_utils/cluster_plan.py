@@ -419,6 +419,26 @@ def tls_names(host: str, address: str | None, extra: list[str]) -> list[str]:
     return names + ["DNS:localhost", "IP:127.0.0.1"] + list(extra)
 
 
+# The TLS servers, by the port input that places a service on a host, and where their key and
+# certificate are on that host.
+TLS_SERVERS = {"redis_port": "redis", "postgresql_port": "postgresql", "airflow_api_server_port": "api_server",
+               "flower_port": "flower"}
+TLS_DIR = "/etc/airflow-ops/tls"
+
+
+def tls_files(ports: list[tuple[str, int]], settings: dict) -> tuple[list[str], dict]:
+    """The certificates a host's TLS servers present: (the services whose key and certificate the
+    host makes and the controller signs, {service: {"cert": path, "key": path}} for every TLS server
+    kind, "" where the host runs none). Each service has a key of its own (<service>.key, 0600
+    root; its role copies it for its user alone), so a service that gives its key away does not give
+    away another's. With site_tls_cert, the one certificate and key given for the host serve all."""
+    served = [TLS_SERVERS[name] for name, _port in ports if name in TLS_SERVERS] if settings["site_tls"] else []
+    stem = {service: "host" if settings["site_tls_cert"] is not None else service for service in served}
+    files = {service: ({"cert": f"{TLS_DIR}/{stem[service]}.crt", "key": f"{TLS_DIR}/{stem[service]}.key"}
+                       if service in stem else {"cert": "", "key": ""}) for service in TLS_SERVERS.values()}
+    return ([] if settings["site_tls_cert"] is not None else served), files
+
+
 def plan(data: dict, roles: dict) -> dict:
     """The cluster plan; raises PlanError listing every problem of the inventory."""
     inv = Inventory(data, roles)
@@ -539,6 +559,7 @@ def plan(data: dict, roles: dict) -> dict:
             rules.append({"name": "Prometheus: site_admin_networks", "port": port_of["prometheus_port"], "sources": admin_networks})
             rules.append({"name": "StatsD receiver: the Airflow hosts", "protocol": "udp", "port": statsd["port"],
                           "sources": airflow_sources})
+        tls_services, tls_paths = tls_files(ports, settings)
         hosts[host] = {
             "roles": roles_of_host,
             "components": components,
@@ -549,6 +570,8 @@ def plan(data: dict, roles: dict) -> dict:
             "firewall_rules": rules,
             "db_clean": bool(groups["scheduler"]) and host == groups["scheduler"][0],
             "tls_names": tls_names(host, inv.address(host), settings["site_tls_extra_names"] or []),
+            "tls_services": tls_services,
+            "tls_files": tls_paths,
             "secrets": [],
         }
         hosts[host]["secrets"] = host_secrets(inv, host, roles_of_host, components)

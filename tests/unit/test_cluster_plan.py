@@ -271,6 +271,34 @@ def test_tls_names():
     assert by_ip["hosts"]["10.0.0.7"]["tls_names"] == ["IP:10.0.0.7", "DNS:localhost", "IP:127.0.0.1"]
 
 
+def test_each_tls_server_gets_a_key_and_certificate_of_its_own():
+    result = plan(inventory(dict(SPLIT, flower=["data"], monitoring=["core"])))["hosts"]
+    assert result["data"]["tls_services"] == ["redis", "postgresql", "flower"]
+    assert result["data"]["tls_files"] == {
+        "redis": {"cert": "/etc/airflow-ops/tls/redis.crt", "key": "/etc/airflow-ops/tls/redis.key"},
+        "postgresql": {"cert": "/etc/airflow-ops/tls/postgresql.crt", "key": "/etc/airflow-ops/tls/postgresql.key"},
+        "api_server": {"cert": "", "key": ""},
+        "flower": {"cert": "/etc/airflow-ops/tls/flower.crt", "key": "/etc/airflow-ops/tls/flower.key"}}
+    assert result["core"]["tls_services"] == ["api_server"]  # Prometheus and the log servers serve plain HTTP
+    # Workers serve nothing over TLS: no key at all.
+    assert result["w1"]["tls_services"] == [] and {files["key"] for files in result["w1"]["tls_files"].values()} == {""}
+
+
+def test_a_certificate_given_per_host_serves_all_its_tls_servers():
+    given = {"site_tls_cert": "certs/{{ inventory_hostname }}.crt", "site_tls_key": "certs/{{ inventory_hostname }}.key",
+             "site_tls_ca_cert": "certs/ca.crt"}
+    data = plan(inventory(dict(SPLIT, flower=["data"]), common=given))["hosts"]["data"]
+    assert data["tls_services"] == []  # nothing to make on the host
+    assert {service: files["cert"] for service, files in data["tls_files"].items()} == {
+        "redis": "/etc/airflow-ops/tls/host.crt", "postgresql": "/etc/airflow-ops/tls/host.crt", "api_server": "",
+        "flower": "/etc/airflow-ops/tls/host.crt"}
+
+
+def test_without_tls_no_service_has_a_certificate():
+    data = plan(inventory(SPLIT, common={"site_tls": False}))["hosts"]["data"]
+    assert data["tls_services"] == [] and {files["cert"] for files in data["tls_files"].values()} == {""}
+
+
 def test_firewall_rules_golden_for_the_cluster_scenario():
     result = plan(inventory(CLUSTER, common={"site_firewall": True, "site_admin_networks": ["172.30.0.1"],
                                              "site_worker_networks": ["10.0.0.99"]}))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import testinfra
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from airflow_ops_testlib import (AirflowApi, PlaybookRun, container_ip, http, inventory_secrets, read_events, record_figure,
                                  redis_acl, use_cluster_ca)
@@ -302,9 +304,6 @@ def served_certificate(host, port, kind):
 
 
 def certificate_fingerprint(pem):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-
     return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex()
 
 
@@ -317,19 +316,44 @@ def test_each_cluster_endpoint_presents_a_certificate_the_ca_verifies(host, port
     assert container_ip(host) in out.stdout
 
 
-@pytest.mark.parametrize("host, port, kind", [("cl-broker", 6379, "redis"), ("cl-broker", 5555, "flower"),
-                                              ("cl-db", 5432, "postgres"), ("cl-api", 8080, "https")])
-def test_a_renewed_certificate_is_served_right_after_the_run(host, port, kind):
-    """The rollback run (side_effect) renewed every host's certificate (site_tls_renew_days beyond their end): each
-    TLS port serves the host's new certificate as soon as the run ends; Redis and PostgreSQL reloaded it, not restarted."""
-    before = certificate_fingerprint(json.loads(side_effect("certificates-before-renewal.json").read_text())[host])
-    now = certificate_fingerprint(remote(host).check_output("cat /etc/airflow-ops/tls/host.crt"))
-    assert now != before, f"{host}'s certificate was not signed again"
-    assert served_certificate(host, port, kind) == now, f"{host}:{port} serves another certificate than {host}'s new one"
+TLS_SERVERS = [("cl-broker", "redis", 6379, "redis"), ("cl-broker", "flower", 5555, "flower"),
+               ("cl-db", "postgresql", 5432, "postgres"), ("cl-api", "api_server", 8080, "https")]
+
+
+def test_each_tls_server_has_a_key_of_its_own_readable_by_its_user_alone():
+    """The broker host's Redis and Flower, and every other TLS server, present different keys; each key file a
+    service reads belongs to its user (or root with its group) and no one else may read it; no host-wide key is left."""
+    public_keys = {}
+    for host, service, port, kind in TLS_SERVERS:
+        pem = remote(host).check_output(f"cat /etc/airflow-ops/tls/{service}.crt")
+        public_keys[(host, service)] = x509.load_pem_x509_certificate(pem.encode()).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        assert served_certificate(host, port, kind) == certificate_fingerprint(pem), (host, service)
+    assert len(set(public_keys.values())) == len(TLS_SERVERS), sorted(public_keys)
+    broker = remote("cl-broker")
+    for path, owner, group, mode in [("/etc/redis/tls/server.key", "redis", "redis", 0o600),
+                                     ("/etc/airflow/tls/flower.key", "root", "airflow", 0o640)]:
+        key = broker.file(path)
+        assert (key.user, key.group, key.mode) == (owner, group, mode), path
+    # Flower's user cannot read Redis's key.
+    assert broker.run("runuser -u airflow -- cat /etc/redis/tls/server.key").rc != 0
+    for host in ("cl-broker", "cl-db", "cl-api", "cl-worker1"):
+        expected = ["ca.crt"] + [f"{service}.{end}" for name, service, _port, _kind in TLS_SERVERS if name == host for end in ("crt", "key")]
+        assert sorted(remote(host).check_output("ls /etc/airflow-ops/tls").split()) == sorted(expected), host
+
+
+@pytest.mark.parametrize("host, service, port, kind", TLS_SERVERS)
+def test_a_renewed_certificate_is_served_right_after_the_run(host, service, port, kind):
+    """The rollback run (side_effect) renewed every certificate (site_tls_renew_days beyond their end): each TLS port
+    serves its service's new certificate as soon as the run ends; Redis and PostgreSQL reloaded it, not restarted."""
+    before = certificate_fingerprint(json.loads(side_effect("certificates-before-renewal.json").read_text())[f"{host}/{service}"])
+    now = certificate_fingerprint(remote(host).check_output(f"cat /etc/airflow-ops/tls/{service}.crt"))
+    assert now != before, f"{host}'s {service} certificate was not signed again"
+    assert served_certificate(host, port, kind) == now, f"{host}:{port} serves another certificate than {service}'s new one"
     if kind in ("redis", "postgres"):
-        service = {"redis": "redis-server", "postgres": "postgresql@"}[kind]
-        started = {unit: at for unit, at in unit_start_times("renewal").items() if unit.startswith(f"{host}/{service}")}
-        assert started and started == {unit: at for unit, at in unit_start_times("before-renewal").items() if unit in started}
+        unit = {"redis": "redis-server", "postgres": "postgresql@"}[kind]
+        started = {name: at for name, at in unit_start_times("renewal").items() if name.startswith(f"{host}/{unit}")}
+        assert started and started == {name: at for name, at in unit_start_times("before-renewal").items() if name in started}
 
 
 def login_cookies(base, username, password):
@@ -482,8 +506,6 @@ def test_verbose_converge_prints_no_secret(run_as):
 
 def test_the_cluster_ca_can_sign_only_host_certificates():
     """The CA site.yml made is pathlen:0: a certificate it signs cannot act as a CA of its own."""
-    from cryptography import x509
-
     ca = x509.load_pem_x509_certificate(Path(CA).read_bytes())
     constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints)
     assert constraints.critical and constraints.value.ca and constraints.value.path_length == 0, constraints
