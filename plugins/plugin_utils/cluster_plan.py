@@ -426,17 +426,22 @@ TLS_SERVERS = {"redis_port": "redis", "postgresql_port": "postgresql", "airflow_
 TLS_DIR = "/etc/airflow-ops/tls"
 
 
-def tls_files(ports: list[tuple[str, int]], settings: dict) -> tuple[list[str], dict]:
-    """The certificates a host's TLS servers present: (the services whose key and certificate the
-    host makes and the controller signs, {service: {"cert": path, "key": path}} for every TLS server
-    kind, "" where the host runs none). Each service has a key of its own (<service>.key, 0600
-    root; its role copies it for its user alone), so a service that gives its key away does not give
-    away another's. With site_tls_cert, the one certificate and key given for the host serve all."""
+def tls_files(ports: list[tuple[str, int]], settings: dict) -> dict:
+    """The certificates a host's TLS servers present. "services": those whose key and certificate
+    the host makes and the controller signs; "files": {service: {"cert": path, "key": path}} for
+    every TLS server kind, "" where the host runs none; "unused": the files in TLS_DIR that no
+    service of the host reads any more (a service it left, the host-wide pair of earlier versions).
+    Each service has a key of its own (<service>.key, 0600 root; its role copies it for its user
+    alone), so a service that gives its key away does not give away another's. With site_tls_cert,
+    the one certificate and key given for the host serve all."""
+    given = settings["site_tls_cert"] is not None
     served = [TLS_SERVERS[name] for name, _port in ports if name in TLS_SERVERS] if settings["site_tls"] else []
-    stem = {service: "host" if settings["site_tls_cert"] is not None else service for service in served}
-    files = {service: ({"cert": f"{TLS_DIR}/{stem[service]}.crt", "key": f"{TLS_DIR}/{stem[service]}.key"}
-                       if service in stem else {"cert": "", "key": ""}) for service in TLS_SERVERS.values()}
-    return ([] if settings["site_tls_cert"] is not None else served), files
+    stem = "host" if given else "{}"
+    files = {service: ({"cert": f"{TLS_DIR}/{stem.format(service)}.crt", "key": f"{TLS_DIR}/{stem.format(service)}.key"}
+                       if service in served else {"cert": "", "key": ""}) for service in TLS_SERVERS.values()}
+    stale = [service for service in TLS_SERVERS.values() if given or service not in served] + ([] if given else ["host"])
+    return {"services": [] if given else served, "files": files,
+            "unused": [f"{TLS_DIR}/{name}.{end}" for name in stale for end in ("crt", "key")]}
 
 
 def plan(data: dict, roles: dict) -> dict:
@@ -559,7 +564,7 @@ def plan(data: dict, roles: dict) -> dict:
             rules.append({"name": "Prometheus: site_admin_networks", "port": port_of["prometheus_port"], "sources": admin_networks})
             rules.append({"name": "StatsD receiver: the Airflow hosts", "protocol": "udp", "port": statsd["port"],
                           "sources": airflow_sources})
-        tls_services, tls_paths = tls_files(ports, settings)
+        tls = tls_files(ports, settings)
         hosts[host] = {
             "roles": roles_of_host,
             "components": components,
@@ -570,8 +575,9 @@ def plan(data: dict, roles: dict) -> dict:
             "firewall_rules": rules,
             "db_clean": bool(groups["scheduler"]) and host == groups["scheduler"][0],
             "tls_names": tls_names(host, inv.address(host), settings["site_tls_extra_names"] or []),
-            "tls_services": tls_services,
-            "tls_files": tls_paths,
+            "tls_services": tls["services"],
+            "tls_files": tls["files"],
+            "tls_unused": tls["unused"],
             "secrets": [],
         }
         hosts[host]["secrets"] = host_secrets(inv, host, roles_of_host, components)

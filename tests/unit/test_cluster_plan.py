@@ -279,9 +279,12 @@ def test_each_tls_server_gets_a_key_and_certificate_of_its_own():
         "postgresql": {"cert": "/etc/airflow-ops/tls/postgresql.crt", "key": "/etc/airflow-ops/tls/postgresql.key"},
         "api_server": {"cert": "", "key": ""},
         "flower": {"cert": "/etc/airflow-ops/tls/flower.crt", "key": "/etc/airflow-ops/tls/flower.key"}}
+    assert result["data"]["tls_unused"] == ["/etc/airflow-ops/tls/api_server.crt", "/etc/airflow-ops/tls/api_server.key",
+                                            "/etc/airflow-ops/tls/host.crt", "/etc/airflow-ops/tls/host.key"]
     assert result["core"]["tls_services"] == ["api_server"]  # Prometheus and the log servers serve plain HTTP
-    # Workers serve nothing over TLS: no key at all.
+    # Workers serve nothing over TLS: no key at all, and none left from a service they ran before.
     assert result["w1"]["tls_services"] == [] and {files["key"] for files in result["w1"]["tls_files"].values()} == {""}
+    assert len(result["w1"]["tls_unused"]) == 10 and "/etc/airflow-ops/tls/flower.key" in result["w1"]["tls_unused"]
 
 
 def test_a_certificate_given_per_host_serves_all_its_tls_servers():
@@ -289,6 +292,7 @@ def test_a_certificate_given_per_host_serves_all_its_tls_servers():
              "site_tls_ca_cert": "certs/ca.crt"}
     data = plan(inventory(dict(SPLIT, flower=["data"]), common=given))["hosts"]["data"]
     assert data["tls_services"] == []  # nothing to make on the host
+    assert "/etc/airflow-ops/tls/host.key" not in data["tls_unused"] and "/etc/airflow-ops/tls/redis.key" in data["tls_unused"]
     assert {service: files["cert"] for service, files in data["tls_files"].items()} == {
         "redis": "/etc/airflow-ops/tls/host.crt", "postgresql": "/etc/airflow-ops/tls/host.crt", "api_server": "",
         "flower": "/etc/airflow-ops/tls/host.crt"}

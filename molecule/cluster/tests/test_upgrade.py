@@ -195,6 +195,11 @@ def test_a_component_a_host_left_is_stopped_and_removed():
     assert any(line.startswith("airflow-worker.service") for line in after), after
     worker3 = remote("cl-worker3")
     assert not worker3.file("/etc/systemd/system/airflow-flower.service").exists
+    # Nor Flower's key and certificate, which the host made while it ran Flower.
+    made = json.loads(side_effect("tls-worker3-flower.json").read_text())
+    assert sorted(made) == ["/etc/airflow-ops/tls/flower.crt", "/etc/airflow-ops/tls/flower.key"], made
+    left = worker3.run("ls /etc/airflow-ops/tls").stdout.split()
+    assert not [name for name in left if name.startswith("flower.")], left
 
 
 def test_the_decommissioned_worker_is_gone_and_its_logs_stay_readable():
