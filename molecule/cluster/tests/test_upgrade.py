@@ -200,6 +200,7 @@ def test_a_component_a_host_left_is_stopped_and_removed():
     assert sorted(made) == ["/etc/airflow-ops/tls/flower.crt", "/etc/airflow-ops/tls/flower.key"], made
     left = worker3.run("ls /etc/airflow-ops/tls").stdout.split()
     assert not [name for name in left if name.startswith("flower.")], left
+    assert not worker3.file("/etc/airflow/tls/flower.key").exists and not worker3.file("/etc/airflow/tls/flower.crt").exists
 
 
 def test_the_decommissioned_worker_is_gone_and_its_logs_stay_readable():
