@@ -434,14 +434,16 @@ def tls_files(ports: list[tuple[str, int]], settings: dict) -> dict:
     Each service has a key of its own (<service>.key, 0600 root; its role copies it for its user
     alone), so a service that gives its key away does not give away another's. With site_tls_cert,
     the one certificate and key given for the host serve all."""
+    def pair(name: str) -> dict:
+        return {"cert": f"{TLS_DIR}/{name}.crt", "key": f"{TLS_DIR}/{name}.key"}
+
     given = settings["site_tls_cert"] is not None
     served = [TLS_SERVERS[name] for name, _port in ports if name in TLS_SERVERS] if settings["site_tls"] else []
-    stem = "host" if given else "{}"
-    files = {service: ({"cert": f"{TLS_DIR}/{stem.format(service)}.crt", "key": f"{TLS_DIR}/{stem.format(service)}.key"}
-                       if service in served else {"cert": "", "key": ""}) for service in TLS_SERVERS.values()}
+    files = {service: pair("host" if given else service) if service in served else {"cert": "", "key": ""}
+             for service in TLS_SERVERS.values()}
     stale = [service for service in TLS_SERVERS.values() if given or service not in served] + ([] if given else ["host"])
     return {"services": [] if given else served, "files": files,
-            "unused": [f"{TLS_DIR}/{name}.{end}" for name in stale for end in ("crt", "key")]}
+            "unused": [path for name in stale for path in pair(name).values()]}
 
 
 def plan(data: dict, roles: dict) -> dict:
