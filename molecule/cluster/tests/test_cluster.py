@@ -290,17 +290,23 @@ with context.wrap_socket(sock, server_hostname=host) as tls:
 """
 
 
+def tls_probe(host, port, kind):
+    """A TLS handshake with host:port from cl-worker1 (the firewall admits it to Redis, PostgreSQL and the api
+    server), verified against the cluster CA: "TLS version, subjectAltName, SHA-256 of the certificate"."""
+    out = remote("cl-worker1").run(
+        f"/opt/airflow/venv/bin/python -c {shlex.quote(TLS_PROBE)} {container_ip(host)} {port} {kind}")
+    assert out.rc == 0, out.stdout + out.stderr
+    return out.stdout
+
+
 def served_certificate(host, port, kind):
-    """The SHA-256 fingerprint of the certificate host:port serves, from cl-worker1 (the firewall admits it to Redis,
-    PostgreSQL and the api server), or from the controller (an admin network) for Flower."""
+    """The SHA-256 fingerprint of the certificate host:port serves: through tls_probe, or from the controller (an
+    admin network) for Flower."""
     if kind == "flower":
         with socket.create_connection((container_ip(host), port), timeout=20) as sock, \
                 ssl.create_default_context(cafile=CA).wrap_socket(sock, server_hostname=container_ip(host)) as tls:
             return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
-    out = remote("cl-worker1").run(
-        f"/opt/airflow/venv/bin/python -c {shlex.quote(TLS_PROBE)} {container_ip(host)} {port} {kind}")
-    assert out.rc == 0, out.stdout + out.stderr
-    return out.stdout.split()[-1]
+    return tls_probe(host, port, kind).split()[-1]
 
 
 def certificate_fingerprint(pem):
@@ -310,10 +316,9 @@ def certificate_fingerprint(pem):
 @pytest.mark.parametrize("host, port, kind", [("cl-broker", 6379, "redis"), ("cl-db", 5432, "postgres"),
                                               ("cl-api", 8080, "https")])
 def test_each_cluster_endpoint_presents_a_certificate_the_ca_verifies(host, port, kind):
-    out = remote("cl-worker1").run(
-        f"/opt/airflow/venv/bin/python -c {shlex.quote(TLS_PROBE)} {container_ip(host)} {port} {kind}")
-    assert out.rc == 0 and out.stdout.startswith("TLSv1."), out.stdout + out.stderr
-    assert container_ip(host) in out.stdout
+    answer = tls_probe(host, port, kind)
+    assert answer.startswith("TLSv1."), answer
+    assert container_ip(host) in answer
 
 
 TLS_SERVERS = [("cl-broker", "redis", 6379, "redis"), ("cl-broker", "flower", 5555, "flower"),
