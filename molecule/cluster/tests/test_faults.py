@@ -75,6 +75,14 @@ def test_tasks_run_once_where_nothing_was_lost(name):
     assert set(result["tries"].values()) == {1}, result
 
 
+def test_a_restarted_worker_finishes_its_running_tasks_before_it_stops():
+    """Warm shutdown: `systemctl restart` of a worker running 20 s tasks returns only once they ended (not in the
+    second a cold stop takes), and they succeeded on their first try (test_tasks_run_once_where_nothing_was_lost)."""
+    result = drill("worker_restart")
+    assert result["affected"] and result["worker_active"], result
+    assert result["restart_seconds"] >= 10, result
+
+
 def test_systemd_brings_the_scheduler_back():
     assert drill("scheduler_kill9")["scheduler_back_seconds"] <= 60
 

@@ -220,11 +220,11 @@ def test_every_flower_path_needs_the_login(address, path):
     assert status == 200, (path, body)
 
 
-def test_dag_runs_through_the_celery_worker(api, node):
-    dag_id = "molecule_celery_smoke"
+@pytest.mark.parametrize("dag_id, queue", [("molecule_celery_smoke", "default"), ("molecule_queue", "molecule")])
+def test_dag_runs_through_the_celery_worker(api, node, dag_id, queue):
     run = api.run_dag(dag_id, timeout=300)
     ti = api.task_instance(dag_id, run["dag_run_id"], "hello")
     assert run["state"] == "success", ti
     assert ti["hostname"] == node  # executed by the worker, which logs its hostname
-    assert ti["queue"] == "default"
+    assert ti["queue"] == queue
     assert f"hello from {node}" in api.task_log(dag_id, run["dag_run_id"], "hello")
