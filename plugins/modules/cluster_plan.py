@@ -77,6 +77,13 @@ postgresql:
   description: The clients pg_hba admits (airflow_clients, result_backend_clients) and max_connections.
   returned: success
   type: dict
+tls_certificates:
+  description:
+    - The certificates the monitoring host watches for their expiry, each a dict of C(host), C(service) and C(path)
+      (every TLS server's, and C(ca)); empty without TLS or a monitoring host.
+  returned: success
+  type: list
+  elements: dict
 errors:
   description: Every problem of the inventory, when it has any.
   returned: failure

@@ -446,6 +446,17 @@ def tls_files(ports: list[tuple[str, int]], settings: dict) -> dict:
             "unused": [path for name in stale for path in pair(name).values()]}
 
 
+def tls_certificates(hosts: dict, monitoring_host: str) -> list[dict]:
+    """The certificates Prometheus watches for their expiry (the monitoring host's alert): each TLS
+    server's, as {"host", "service", "path"}, and the cluster CA's, read on the monitoring host (every
+    host holds a copy). Empty without TLS or without a monitoring host."""
+    served = [{"host": host, "service": service, "path": files["cert"]}
+              for host, settings in hosts.items() for service, files in settings["tls_files"].items() if files["cert"]]
+    if not served or not monitoring_host:
+        return []
+    return served + [{"host": monitoring_host, "service": "ca", "path": f"{TLS_DIR}/ca.crt"}]
+
+
 def plan(data: dict, roles: dict) -> dict:
     """The cluster plan; raises PlanError listing every problem of the inventory."""
     inv = Inventory(data, roles)
@@ -601,6 +612,7 @@ def plan(data: dict, roles: dict) -> dict:
         "prometheus_targets": prometheus_targets,
         "prometheus_flower_target": flower_target,
         "prometheus_flower_login_host": groups["flower"][0] if flower_target else "",
+        "tls_certificates": tls_certificates(hosts, monitoring_host),
         "hosts": hosts,
         "notes": security_notes(settings) + limit_notes(inv, settings, hosts),
     }

@@ -203,6 +203,15 @@ def prometheus(v: dict, ctx: dict) -> list[str]:
                       f"password come together (jobs: {', '.join(jobs)}).")
     if v.get("prometheus_statsd_receiver") and not port(v.get("prometheus_statsd_port")):
         errors.append(f"prometheus_statsd_port={v.get('prometheus_statsd_port')} must be 1-65535.")
+    days = whole(v.get("prometheus_certificate_warning_days", 14))
+    if days is None or days < 1:
+        errors.append(f"prometheus_certificate_warning_days={v.get('prometheus_certificate_warning_days')} must be a number of "
+                      "days, 1 or more.")
+    unnamed = [c for c in v.get("prometheus_certificates") or [] if not str(c.get("host") or "").strip()
+               or not str(c.get("service") or "").strip() or (whole(c.get("not_after")) or 0) < 1]
+    if unnamed:
+        errors.append(f"prometheus_certificates: each entry needs a host, a service and not_after (seconds since the epoch); "
+                      f"not so: {', '.join(sorted(str(c) for c in unnamed))}.")
     return errors
 
 

@@ -298,6 +298,19 @@ def test_a_certificate_given_per_host_serves_all_its_tls_servers():
         "flower": "/etc/airflow-ops/tls/host.crt"}
 
 
+def test_the_monitoring_host_watches_every_certificate_a_tls_server_presents_and_the_ca():
+    result = plan(inventory(dict(SPLIT, flower=["data"], monitoring=["core"])))
+    assert result["tls_certificates"] == [
+        {"host": "data", "service": "redis", "path": "/etc/airflow-ops/tls/redis.crt"},
+        {"host": "data", "service": "postgresql", "path": "/etc/airflow-ops/tls/postgresql.crt"},
+        {"host": "data", "service": "flower", "path": "/etc/airflow-ops/tls/flower.crt"},
+        {"host": "core", "service": "api_server", "path": "/etc/airflow-ops/tls/api_server.crt"},
+        {"host": "core", "service": "ca", "path": "/etc/airflow-ops/tls/ca.crt"}]
+    # Nothing to watch: no monitoring host, or no TLS.
+    assert plan(inventory(dict(SPLIT, flower=["data"])))["tls_certificates"] == []
+    assert plan(inventory(dict(SPLIT, monitoring=["core"]), common={"site_tls": False}))["tls_certificates"] == []
+
+
 def test_without_tls_no_service_has_a_certificate():
     data = plan(inventory(SPLIT, common={"site_tls": False}))["hosts"]["data"]
     assert data["tls_services"] == [] and {files["cert"] for files in data["tls_files"].values()} == {""}

@@ -9,6 +9,7 @@ import urllib.parse
 
 import pytest
 import testinfra
+from cryptography import x509
 
 from airflow_ops_testlib import container_ip, http, wait_for
 
@@ -66,3 +67,19 @@ def test_an_exporter_answers_the_monitoring_host_only(host, port):
     assert monitor.run(probe).rc == 0, url
     out = worker.run(probe)
     assert out.rc != 0 and "Connection refused" in out.stderr, url
+
+
+def test_prometheus_knows_when_each_certificate_ends_as_the_last_run_left_it():
+    """Every TLS server's certificate and the CA's, each with the end of the file it serves from now, after the
+    rollback run renewed them (site_tls_days 400: a value from before the renewal would be a year off); none ends
+    within 14 days, so AirflowOpsCertificateExpiresSoon stays quiet (test_no_alert_fires_on_a_healthy_cluster)."""
+    watched = {(s["metric"]["host"], s["metric"]["service"]): int(float(s["value"][1]))
+               for s in recent("airflow_ops_tls_certificate_expiry_timestamp_seconds")}
+    expected = {}
+    for host, service in [("cl-broker", "redis"), ("cl-broker", "flower"), ("cl-db", "postgresql"), ("cl-api", "api_server"),
+                          ("cl-db", "ca")]:
+        pem = testinfra.get_host(f"ansible://{host}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]).check_output(
+            f"cat /etc/airflow-ops/tls/{service}.crt")
+        expected[(host, service)] = int(x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.timestamp())
+    assert watched == expected
+    assert min(end for (_host, service), end in watched.items() if service != "ca") > time.time() + 390 * 86400

@@ -28,9 +28,9 @@ def query(expr):
 
 
 def recent(expr, value):
-    """The series of expr whose sample is value and at most 30 s old, once there is one."""
+    """The series of expr whose sample is value (any, if None) and at most 30 s old, once there is one."""
     def found():
-        series = [s for s in query(expr) if s["value"][1] == value and time.time() - float(s["value"][0]) < 30]
+        series = [s for s in query(expr) if value in (None, s["value"][1]) and time.time() - float(s["value"][0]) < 30]
         return series or None
     return wait_for(f"{expr} = {value}", found, timeout=120, interval=3)
 
@@ -51,10 +51,26 @@ def test_the_alert_rules_are_loaded():
     assert status == 200
     rules = {rule["name"]: rule for group in body["data"]["groups"] for rule in group["rules"]}
     assert set(rules) == {"AirflowOpsTargetDown", "AirflowOpsBrokerOrDatabaseDown", "AirflowOpsCeleryWorkerOffline",
-                          "AirflowOpsSchedulerHeartbeatMissing"}
+                          "AirflowOpsSchedulerHeartbeatMissing", "AirflowOpsCertificateExpiresSoon",
+                          "airflow_ops_tls_certificate_expiry_timestamp_seconds"}
     assert all(rule["health"] == "ok" for rule in rules.values()), rules
-    # Everything is up: nothing fires.
-    assert [rule["name"] for rule in rules.values() if rule["state"] == "firing"] == []
+    # Everything is up: nothing fires but the alert of the certificate that ended (the next test).
+    assert [name for name, rule in rules.items() if rule.get("state") == "firing" and name != "AirflowOpsCertificateExpiresSoon"] == []
+
+
+def test_a_certificate_that_ends_within_the_warning_days_fires_its_alert_and_no_other():
+    """prometheus_certificates (molecule.yml): the one that ended in 2021 fires, the one that ends in 2096 does not."""
+    ends = {s["metric"]["service"]: s["value"][1] for s in recent("airflow_ops_tls_certificate_expiry_timestamp_seconds", None)}
+    assert ends == {"redis": "4000000000", "api_server": "1609459200"}
+
+    def firing():
+        status, body = http("GET", f"{base()}/api/v1/alerts")
+        assert status == 200
+        alerts = [a for a in body["data"]["alerts"] if a["labels"]["alertname"] == "AirflowOpsCertificateExpiresSoon"]
+        return alerts if alerts and all(a["state"] == "firing" for a in alerts) else None
+    alerts = wait_for("the certificate alert to fire", firing, timeout=120, interval=3)
+    assert [(a["labels"]["host"], a["labels"]["service"]) for a in alerts] == [("pm-old", "api_server")]
+    assert alerts[0]["annotations"]["summary"].startswith("The api_server certificate of pm-old ends in "), alerts[0]
 
 
 def test_airflow_statsd_arrives_in_prometheus():
