@@ -12,12 +12,11 @@ import ssl
 from pathlib import Path
 
 import pytest
-import testinfra
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from airflow_ops_testlib import (AirflowApi, PlaybookRun, container_ip, http, inventory_secrets, read_events, record_figure,
-                                 redis_acl, use_cluster_ca)
+from airflow_ops_testlib import (AirflowApi, PlaybookRun, container_ip, http, inventory_secrets, molecule_host, read_events,
+                                 record_figure, redis_acl, use_cluster_ca)
 
 # The checks run from the controller; one host keeps pytest from repeating them per host.
 testinfra_hosts = ["ansible://cl-api"]
@@ -41,10 +40,6 @@ RESULTS_LOGIN = ("airflow_celery", "airflow_celery", "molecule-results-Secret-1"
 CA = use_cluster_ca("cl-api")
 API = f"https://{container_ip('cl-api')}:8080"
 FLOWER = f"https://{container_ip('cl-broker')}:5555"
-
-
-def remote(name):
-    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +174,7 @@ def test_a_viewer_cannot_trigger_or_unpause():
 def test_task_code_on_a_worker_finds_no_control_plane_secret():
     """As the airflow user (what task code runs as): every readable file, and the environment and
     command line of every process it may read, hold none of the control plane's secrets."""
-    worker = remote("cl-worker1")
+    worker = molecule_host("cl-worker1")
     # The patterns come from a file under /dev (not scanned), so the scan's own command lines
     # hold no secret for it to find.
     patterns = "/dev/shm/secret-patterns"
@@ -205,7 +200,7 @@ def psql(host, login, database=None):
             f" dbname={(database or own_database)!r}, connect_timeout=10).close()\n"
             "except psycopg2.Error as error:\n"
             "    sys.exit(str(error))\n")
-    result = remote(host).run(f"printf %s {shlex.quote(password)} | /opt/airflow/venv/bin/python -c {shlex.quote(code)}")
+    result = molecule_host(host).run(f"printf %s {shlex.quote(password)} | /opt/airflow/venv/bin/python -c {shlex.quote(code)}")
     return result.rc, result.stdout + result.stderr
 
 
@@ -226,7 +221,7 @@ def test_a_worker_reaches_only_the_result_backend():
                                         ("cl-worker1", 8793), ("cl-worker2", 8793),
                                         ("cl-broker", 9121), ("cl-db", 9187), ("cl-db", 9090)])
 def test_from_outside_no_service_port_opens(host, port):
-    out = remote("cl-outsider").run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
+    out = molecule_host("cl-outsider").run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
     assert out.rc != 0 and "Connection refused" in out.stderr, (host, port, out.stderr)
 
 
@@ -236,7 +231,7 @@ CLUSTER_HOSTS = ["cl-broker", "cl-db", "cl-scheduler", "cl-api", "cl-worker1", "
 def listening_ports(host):
     """The TCP ports a host listens on beyond loopback (from ss: every socket, not only the known ones)."""
     ports = set()
-    for line in remote(host).check_output("ss -Htln").splitlines():
+    for line in molecule_host(host).check_output("ss -Htln").splitlines():
         local = line.split()[3]
         address, port = local.rsplit(":", 1)
         if address.strip("[]").split("%")[0] not in ("127.0.0.1", "::1") and not address.startswith("127."):
@@ -247,7 +242,7 @@ def listening_ports(host):
 def test_from_outside_every_listening_port_refuses():
     """Whatever listens beyond loopback on a cluster host (the triggerer's log server included),
     the outsider's connection is refused: no port is open without a rule."""
-    outsider = remote("cl-outsider")
+    outsider = molecule_host("cl-outsider")
     opened, probed = [], {}
     for host in CLUSTER_HOSTS:
         probed[host] = listening_ports(host)
@@ -263,7 +258,7 @@ def test_from_outside_every_listening_port_refuses():
 def test_the_firewall_admits_what_the_cluster_needs():
     """The control for the test above: from cl-worker1 the broker, database and api server open,
     Flower (admin networks only) does not; nothing in the rules of the worker admits the outsider."""
-    worker = remote("cl-worker1")
+    worker = molecule_host("cl-worker1")
     for host, port, opens in [("cl-broker", 6379, True), ("cl-db", 5432, True), ("cl-api", 8080, True),
                               ("cl-broker", 5555, False), ("cl-broker", 9121, False), ("cl-db", 9090, False)]:
         out = worker.run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
@@ -271,7 +266,7 @@ def test_the_firewall_admits_what_the_cluster_needs():
     assert container_ip("cl-outsider") not in worker.check_output("nft list table inet airflow_ops")
     # The api server reads task logs from the workers and trigger logs from the triggerer.
     for host, port in [("cl-worker1", 8793), ("cl-scheduler", 8794)]:
-        out = remote("cl-api").run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
+        out = molecule_host("cl-api").run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
         assert out.rc == 0, (host, port, out.stderr)
 
 
@@ -293,7 +288,7 @@ with context.wrap_socket(sock, server_hostname=host) as tls:
 def tls_probe(host, port, kind):
     """A TLS handshake with host:port from cl-worker1 (the firewall admits it to Redis, PostgreSQL and the api
     server), verified against the cluster CA: "TLS version, subjectAltName, SHA-256 of the certificate"."""
-    out = remote("cl-worker1").run(
+    out = molecule_host("cl-worker1").run(
         f"/opt/airflow/venv/bin/python -c {shlex.quote(TLS_PROBE)} {container_ip(host)} {port} {kind}")
     assert out.rc == 0, out.stdout + out.stderr
     return out.stdout
@@ -330,12 +325,12 @@ def test_each_tls_server_has_a_key_of_its_own_readable_by_its_user_alone():
     service reads belongs to its user (or root with its group) and no one else may read it; no host-wide key is left."""
     public_keys = {}
     for host, service, port, kind in TLS_SERVERS:
-        pem = remote(host).check_output(f"cat /etc/airflow-ops/tls/{service}.crt")
+        pem = molecule_host(host).check_output(f"cat /etc/airflow-ops/tls/{service}.crt")
         public_keys[(host, service)] = x509.load_pem_x509_certificate(pem.encode()).public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         assert served_certificate(host, port, kind) == certificate_fingerprint(pem), (host, service)
     assert len(set(public_keys.values())) == len(TLS_SERVERS), sorted(public_keys)
-    broker = remote("cl-broker")
+    broker = molecule_host("cl-broker")
     for path, owner, group, mode in [("/etc/redis/tls/server.key", "redis", "redis", 0o600),
                                      ("/etc/airflow/tls/flower.key", "root", "airflow", 0o640)]:
         key = broker.file(path)
@@ -344,7 +339,7 @@ def test_each_tls_server_has_a_key_of_its_own_readable_by_its_user_alone():
     assert broker.run("runuser -u airflow -- cat /etc/redis/tls/server.key").rc != 0
     for host in ("cl-broker", "cl-db", "cl-api", "cl-worker1"):
         expected = ["ca.crt"] + [f"{service}.{end}" for name, service, _port, _kind in TLS_SERVERS if name == host for end in ("crt", "key")]
-        assert sorted(remote(host).check_output("ls /etc/airflow-ops/tls").split()) == sorted(expected), host
+        assert sorted(molecule_host(host).check_output("ls /etc/airflow-ops/tls").split()) == sorted(expected), host
 
 
 @pytest.mark.parametrize("host, service, port, kind", TLS_SERVERS)
@@ -352,7 +347,7 @@ def test_a_renewed_certificate_is_served_right_after_the_run(host, service, port
     """The rollback run (side_effect) renewed every certificate (site_tls_renew_days beyond their end): each TLS port
     serves its service's new certificate as soon as the run ends; Redis and PostgreSQL reloaded it, not restarted."""
     before = certificate_fingerprint(json.loads(side_effect("certificates-before-renewal.json").read_text())[f"{host}/{service}"])
-    now = certificate_fingerprint(remote(host).check_output(f"cat /etc/airflow-ops/tls/{service}.crt"))
+    now = certificate_fingerprint(molecule_host(host).check_output(f"cat /etc/airflow-ops/tls/{service}.crt"))
     assert now != before, f"{host}'s {service} certificate was not signed again"
     assert served_certificate(host, port, kind) == now, f"{host}:{port} serves another certificate than {service}'s new one"
     if kind in ("redis", "postgres"):
@@ -435,7 +430,7 @@ def test_the_ui_and_flower_verify_against_the_ca_from_an_admin_network():
 
 
 def test_from_a_cluster_host_plain_tcp_to_the_broker_and_the_database_is_refused():
-    worker = remote("cl-worker1")
+    worker = molecule_host("cl-worker1")
     probe = ("import socket, sys\n"
              "sock = socket.create_connection((sys.argv[1], 6379), timeout=10)\n"
              "sock.sendall(b'PING\\r\\n')\n"

@@ -3,15 +3,13 @@ recent samples from each of the four sources: the Redis and PostgreSQL exporters
 scraped over TLS with its login) and Airflow itself (StatsD through the receiver). The exporters
 answer the monitoring host only."""
 
-import os
 import time
 import urllib.parse
 
 import pytest
-import testinfra
 from cryptography import x509
 
-from airflow_ops_testlib import container_ip, http, wait_for
+from airflow_ops_testlib import container_ip, http, molecule_host, wait_for
 
 testinfra_hosts = ["ansible://cl-db"]
 
@@ -61,8 +59,7 @@ def test_no_alert_fires_on_a_healthy_cluster():
 def test_an_exporter_answers_the_monitoring_host_only(host, port):
     """From cl-db (monitoring) the exporter opens; from a worker it is refused (the firewall)."""
     url = f"http://{container_ip(host)}:{port}/metrics"
-    monitor, worker = (testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
-                       for name in ("cl-db", "cl-worker1"))
+    monitor, worker = molecule_host("cl-db"), molecule_host("cl-worker1")
     probe = f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'"
     assert monitor.run(probe).rc == 0, url
     out = worker.run(probe)
@@ -78,8 +75,7 @@ def test_prometheus_knows_when_each_certificate_ends_as_the_last_run_left_it():
     expected = {}
     for host, service in [("cl-broker", "redis"), ("cl-broker", "flower"), ("cl-db", "postgresql"), ("cl-api", "api_server"),
                           ("cl-db", "ca")]:
-        pem = testinfra.get_host(f"ansible://{host}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]).check_output(
-            f"cat /etc/airflow-ops/tls/{service}.crt")
+        pem = molecule_host(host).check_output(f"cat /etc/airflow-ops/tls/{service}.crt")
         expected[(host, service)] = int(x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.timestamp())
     assert watched == expected
     assert min(end for (_host, service), end in watched.items() if service != "ca") > time.time() + 390 * 86400

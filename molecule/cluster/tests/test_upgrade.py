@@ -10,9 +10,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import testinfra
 
-from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, read_events, record_figure, use_cluster_ca
+from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, molecule_host, read_events, record_figure, use_cluster_ca
 
 testinfra_hosts = ["ansible://cl-api"]
 
@@ -25,10 +24,6 @@ RESULTS_LOGIN = ("airflow_celery", "airflow_celery", "molecule-results-Secret-1"
 
 def side_effect(name):
     return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "side_effect", name)
-
-
-def remote(name):
-    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
 
 
 def playbook_run(name):
@@ -154,7 +149,7 @@ def test_going_back_used_the_kept_install_without_a_download():
     record_figure(f"back to {OLD} from the kept install, 7 hosts: {side_effect('rollback.delta').read_text().strip()}")
     record_figure(f"back to {OLD}, slowest tasks: {run.slowest_tasks()}")
     for name in AIRFLOW_HOSTS:
-        host = remote(name)
+        host = molecule_host(name)
         venvs = host.check_output("ls /opt/airflow/venvs").split()
         assert sorted(v.split("-")[0] for v in venvs) == [OLD, NEW], (name, venvs)
         assert host.file("/opt/airflow/venv").linked_to.startswith(f"/opt/airflow/venvs/{OLD}-")
@@ -173,7 +168,7 @@ def test_going_back_restarted_every_worker_in_one_batch():
 
 
 def test_a_backup_of_the_metadata_database_precedes_each_migration():
-    db = remote("cl-db")
+    db = molecule_host("cl-db")
     backups = db.file("/var/backups/airflow-ops")
     assert backups.is_directory and backups.user == "postgres" and backups.mode == 0o700
     # None when the cluster was new (an empty database), one before the upgrade, one before going back.
@@ -193,7 +188,7 @@ def test_a_component_a_host_left_is_stopped_and_removed():
     assert any(line.startswith("airflow-flower.service") for line in before), before
     assert not any(line.startswith("airflow-flower.service") for line in after), after
     assert any(line.startswith("airflow-worker.service") for line in after), after
-    worker3 = remote("cl-worker3")
+    worker3 = molecule_host("cl-worker3")
     assert not worker3.file("/etc/systemd/system/airflow-flower.service").exists
     # Nor Flower's key and certificate, which the host made while it ran Flower.
     made = json.loads(side_effect("tls-worker3-flower.json").read_text())
@@ -206,12 +201,12 @@ def test_a_component_a_host_left_is_stopped_and_removed():
 def test_the_decommissioned_worker_is_gone_and_its_logs_stay_readable():
     run = playbook_run("decommission")
     assert run.returncode == 0, run.output[-5000:]
-    worker3 = remote("cl-worker3")
+    worker3 = molecule_host("cl-worker3")
     assert worker3.run("systemctl is-active airflow-worker").stdout.strip() != "active"
     assert not worker3.file("/etc/systemd/system/airflow-worker.service").exists
     assert not worker3.file("/etc/airflow/airflow.cfg").exists
     # Nothing answers as cl-worker3 through the broker.
-    ping = remote("cl-worker1").run(
+    ping = molecule_host("cl-worker1").run(
         "runuser -u airflow -- env AIRFLOW_HOME=/opt/airflow AIRFLOW_CONFIG=/etc/airflow/airflow.cfg "
         "/opt/airflow/venv/bin/celery --app airflow.providers.celery.executors.celery_executor.app "
         "inspect ping --destination celery@cl-worker3 --timeout 5"
@@ -234,7 +229,7 @@ def test_the_decommissioned_worker_is_gone_and_its_logs_stay_readable():
     assert "holding a slot on cl-worker3" in json.dumps(log), json.dumps(log)[:2000]
     # Unpacked by airflow: what came from the archive belongs to airflow; its copies are gone from both hosts.
     unpacked = "find /opt/airflow/logs -path '*/dag_id=airflow_ops_hold/*' -type f"
-    assert remote("cl-api").check_output(unpacked) != ""
-    assert remote("cl-api").check_output(f"{unpacked} ! -user airflow") == ""
+    assert molecule_host("cl-api").check_output(unpacked) != ""
+    assert molecule_host("cl-api").check_output(f"{unpacked} ! -user airflow") == ""
     for name in ("cl-api", "cl-worker3"):
-        assert remote(name).check_output("find /var/lib/airflow-ops /var/tmp -name '*task-logs-*'") == "", name
+        assert molecule_host(name).check_output("find /var/lib/airflow-ops /var/tmp -name '*task-logs-*'") == "", name
