@@ -8,11 +8,12 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 # Molecule reads the shared base config from here and resolves its paths against the checkout.
 export MOLECULE_PROJECT_DIRECTORY := $(CURDIR)
 
-.PHONY: help venv platform lint test molecule build demo demo-check demo-clean bench changelog clean
+.PHONY: help venv platform lint test test-upgrade molecule build demo demo-check demo-clean bench changelog clean
 
 help:
 	@echo "make test                 lint + every molecule scenario (Debian 12 and 13)"
 	@echo "make lint                 yamllint, ansible-lint, collection build, ansible-doc of every role, unit tests"
+	@echo "make test-upgrade         the cluster scenario with a rolling upgrade under load and the way back"
 	@echo "make molecule SCENARIO=roles/redis/molecule/default   one scenario"
 	@echo "make demo / demo-clean    demo cluster running the example DAG, checked in a browser / remove it"
 	@echo "make demo-check           the browser check (UI run page, Flower workers) on the running demo"
@@ -39,6 +40,14 @@ lint: venv
 test:
 	$(MAKE) --no-print-directory -j2 venv platform
 	scripts/run-tests
+
+# The cluster scenario starting on UPGRADE_FROM: side_effect upgrades it to the roles' default
+# version while tasks run and goes back (docs/testing.md). Not part of `make test` (its time budget);
+# run it when the install, the restart order or the drain changes, and before a release.
+UPGRADE_FROM ?= 3.3.1
+test-upgrade:
+	$(MAKE) --no-print-directory -j2 venv platform
+	AIRFLOW_OPS_UPGRADE_FROM=$(UPGRADE_FROM) scripts/run-tests --scenario molecule/cluster
 
 molecule: venv platform
 	@test -n "$(SCENARIO)" || { echo "usage: make molecule SCENARIO=roles/<role>/molecule/default"; exit 2; }

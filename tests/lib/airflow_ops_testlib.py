@@ -274,6 +274,15 @@ class AirflowApi:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100")["task_instances"]
 
+    def every_task_instance(self, dag_id: str) -> list[dict]:
+        """The task instances of every run of the DAG (`~`: all runs), page by page."""
+        found: list[dict] = []
+        while True:
+            page = self.get(f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances?limit=100&offset={len(found)}")["task_instances"]
+            found += page
+            if len(page) < 100:
+                return found
+
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
 

@@ -111,3 +111,15 @@ def test_templates_say_they_are_managed(template):
         assert template.read_text() == "{{ credential.content }}\n"
         return
     assert template.read_text().startswith("{{ ansible_managed | comment }}")
+
+
+def test_the_cluster_scenario_converges_the_default_version_and_upgrades_from_a_shipped_lock():
+    """Under `make test` the cluster runs the version the roles install by default; `make
+    test-upgrade` starts it on UPGRADE_FROM, which must be an older version with a lock."""
+    default = load(ROOT / "roles" / "_airflow_common" / "defaults" / "main.yml")["airflow_version"]
+    cluster = load(ROOT / "molecule" / "cluster" / "molecule.yml")["provisioner"]["inventory"]["group_vars"]["all"]
+    assert cluster["airflow_version"] == "${AIRFLOW_OPS_UPGRADE_FROM:-%s}" % default
+    upgrade_from = next(line.split("?=")[1].strip() for line in (ROOT / "Makefile").read_text().splitlines()
+                        if line.startswith("UPGRADE_FROM ?="))
+    assert tuple(map(int, upgrade_from.split("."))) < tuple(map(int, default.split(".")))
+    assert (ROOT / "roles" / "_airflow_common" / "files" / "constraints" / f"airflow-{upgrade_from}.in").exists()

@@ -68,7 +68,7 @@ def test_an_exporter_answers_the_monitoring_host_only(host, port):
 
 def test_prometheus_knows_when_each_certificate_ends_as_the_last_run_left_it():
     """Every TLS server's certificate and the CA's, each with the end of the file it serves from now, after the
-    rollback run renewed them (site_tls_days 400: a value from before the renewal would be a year off); none ends
+    renewal run renewed them (site_tls_days 400: a value from before the renewal would be a year off); none ends
     within 14 days, so AirflowOpsCertificateExpiresSoon stays quiet (test_no_alert_fires_on_a_healthy_cluster)."""
     watched = {(s["metric"]["host"], s["metric"]["service"]): int(float(s["value"][1]))
                for s in recent("airflow_ops_tls_certificate_expiry_timestamp_seconds")}

@@ -1,8 +1,8 @@
 """The broker's users in the whole cluster (plugins/plugin_utils/redis_acl.py). Runs last (after the
-other files, and so after every side effect: drills, the upgrade and its rollback, the scale-out
-and the decommission): no client of the broker was refused a command in all of it; task code on a
-worker, with the broker login its airflow.cfg holds, cannot reconfigure, wipe, watch or stop the
-broker, and the DAG still runs."""
+other files, and so after every side effect: the scale-out, the drills, the renewal run (under
+make test-upgrade the upgrade and its rollback) and the decommission): no client of the broker was
+refused a command in all of it; task code on a worker, with the broker login its airflow.cfg holds,
+cannot reconfigure, wipe, watch or stop the broker, and the DAG still runs."""
 
 import json
 import os
