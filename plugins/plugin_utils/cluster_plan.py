@@ -21,9 +21,10 @@ import ipaddress
 import re
 
 try:  # as the collection's plugin_utils under Ansible, or beside this file in the unit tests
-    from ansible_collections.airflow_ops.celery.plugins.plugin_utils import redis_acl
+    from ansible_collections.airflow_ops.celery.plugins.plugin_utils import redis_acl, web_auth
 except ImportError:
     import redis_acl
+    import web_auth
 
 GROUPS = ("redis", "postgresql", "scheduler", "api_server", "workers", "flower", "monitoring")
 CONTROL_PLANE_COMPONENTS = ("scheduler", "dag-processor", "triggerer")
@@ -422,7 +423,7 @@ def tls_names(host: str, address: str | None, extra: list[str]) -> list[str]:
 # The TLS servers, by the port input that places a service on a host, and where their key and
 # certificate are on that host.
 TLS_SERVERS = {"redis_port": "redis", "postgresql_port": "postgresql", "airflow_api_server_port": "api_server",
-               "flower_port": "flower"}
+               "flower_port": "flower", "postgresql_exporter_port": "postgresql_exporter", "prometheus_port": "prometheus"}
 TLS_DIR = "/etc/airflow-ops/tls"
 
 
@@ -529,10 +530,14 @@ def plan(data: dict, roles: dict) -> dict:
                       "postgresql": inv.get(postgresql_host, "postgresql_exporter_port")}
     prometheus_targets = []
     if monitoring_host:
-        prometheus_targets = [
-            {"job": "redis", "targets": [f"{broker['address']}:{exporter_ports['redis']}"]},
-            {"job": "postgresql", "targets": [f"{database['address']}:{exporter_ports['postgresql']}"]},
-        ]
+        prometheus_targets = [{"job": "redis", "targets": [f"{broker['address']}:{exporter_ports['redis']}"]}]
+    # The PostgreSQL exporter's job: over TLS with site_tls, with a login (web_auth.SCRAPE_USER) whose
+    # password site.yml derives from the monitoring host's prometheus_basic_auth (a secret, not carried).
+    # Debian 12's Redis exporter (1.45) serves neither TLS nor logins: the firewall alone guards it.
+    postgresql_target = {}
+    if monitoring_host:
+        postgresql_target = {"job": "postgresql", "targets": [f"{database['address']}:{exporter_ports['postgresql']}"],
+                             "scheme": "https" if settings["site_tls"] else "http", "username": web_auth.SCRAPE_USER}
     # Flower's job needs a login, flower_basic_auth of the first Flower host: a secret, named, not carried.
     flower_target = {}
     if monitoring_host and groups["flower"]:
@@ -610,6 +615,7 @@ def plan(data: dict, roles: dict) -> dict:
         "statsd": statsd,
         "postgresql": postgresql,
         "prometheus_targets": prometheus_targets,
+        "prometheus_postgresql_target": postgresql_target,
         "prometheus_flower_target": flower_target,
         "prometheus_flower_login_host": groups["flower"][0] if flower_target else "",
         "tls_certificates": tls_certificates(hosts, monitoring_host),

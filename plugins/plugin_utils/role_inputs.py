@@ -16,9 +16,10 @@ import ipaddress
 import re
 
 try:  # as the collection's plugin_utils under Ansible, or beside this file in the unit tests
-    from ansible_collections.airflow_ops.celery.plugins.plugin_utils import airflow_inputs
+    from ansible_collections.airflow_ops.celery.plugins.plugin_utils import airflow_inputs, web_auth
 except ImportError:
     import airflow_inputs
+    import web_auth
 
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 LINE_BREAK = re.compile("[\r\n\x00]")
@@ -152,6 +153,11 @@ def postgresql(v: dict, ctx: dict) -> list[str]:
                       f"it, or postgresql_listen_addresses), postgresql_exporter_port={v.get('postgresql_exporter_port')} "
                       f"(1-65535, not postgresql_port {v.get('postgresql_port')}); the login `{exporter_user}` is the "
                       "exporter's, so neither postgresql_airflow_user nor postgresql_result_backend_user may be it.")
+    if v.get("postgresql_exporter_enabled"):
+        errors += login_list_errors("postgresql_exporter_basic_auth", v.get("postgresql_exporter_basic_auth"), "prometheus", optional=True)
+        cert, key = str(v.get("postgresql_exporter_tls_cert_file") or ""), str(v.get("postgresql_exporter_tls_key_file") or "")
+        if bool(cert) != bool(key):
+            errors.append(f'postgresql_exporter_tls_cert_file="{cert}" and postgresql_exporter_tls_key_file="{key}" (both or neither).')
     return errors
 
 
@@ -168,12 +174,17 @@ def worker(v: dict, ctx: dict) -> list[str]:
     return []
 
 
+def login_list_errors(name: str, value, user: str = "ops", optional: bool = False) -> list[str]:
+    """A login list (web_auth.LOGINS: Flower's, Prometheus's, the PostgreSQL exporter's), or empty where optional."""
+    if (optional and not value) or web_auth.LOGINS.fullmatch(str(value or "")):
+        return []
+    return [f'{name} must be "user:password" or "user1:password1,user2:password2", passwords at least 12 characters '
+            f"without commas or whitespace{' (or empty: no login)' if optional else ''}. Set it from Ansible Vault, e.g. "
+            f'{name}: "{user}:{{{{ vault_{name.rsplit("_basic_auth", 1)[0]}_password }}}}".']
+
+
 def flower(v: dict, ctx: dict) -> list[str]:
-    errors = []
-    if not re.fullmatch(r"[^:,\s]+:[^,\s]{12,}(,[^:,\s]+:[^,\s]{12,})*", str(v.get("flower_basic_auth") or "")):
-        errors.append('flower_basic_auth must be "user:password" or "user1:password1,user2:password2", passwords at least 12 '
-                      "characters without commas or whitespace. Set it from Ansible Vault, e.g. flower_basic_auth: "
-                      '"ops:{{ vault_flower_password }}".')
+    errors = login_list_errors("flower_basic_auth", v.get("flower_basic_auth"))
     cert, key = str(v.get("flower_tls_cert_file") or ""), str(v.get("flower_tls_key_file") or "")
     if not port(v.get("flower_port")) or not str(v.get("flower_bind_address") or "") or bool(cert) != bool(key):
         errors.append(f"Invalid Flower settings, flower_port={v.get('flower_port')} (1-65535), flower_bind_address="
@@ -190,6 +201,11 @@ def prometheus(v: dict, ctx: dict) -> list[str]:
                       f"has no default IPv4 route, set it), prometheus_port={v.get('prometheus_port')} (1-65535), "
                       f"prometheus_scrape_interval={v.get('prometheus_scrape_interval')} (e.g. 15s), "
                       f"prometheus_retention_time={v.get('prometheus_retention_time')} (e.g. 15d).")
+    errors += login_list_errors("prometheus_basic_auth", v.get("prometheus_basic_auth"))
+    tls = [str(v.get(f"prometheus_tls_{name}_file") or "") for name in ("cert", "key", "ca")]
+    if any(tls) and not all(tls):
+        errors.append(f'prometheus_tls_cert_file="{tls[0]}", prometheus_tls_key_file="{tls[1]}" and prometheus_tls_ca_file='
+                      f'"{tls[2]}": all three (HTTPS) or none (plain HTTP).')
     targets = v.get("prometheus_targets") or []
     jobs = [str(target.get("job")) for target in targets]
     with_password = sorted(str(t.get("job")) for t in targets if t.get("password"))

@@ -15,16 +15,18 @@ from pathlib import Path
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 
 
-def _load_redis_acl():
-    """plugins/plugin_utils/redis_acl.py: the broker's users and their passwords, as the roles use them."""
-    path = ROLES_DIR.parent / "plugins" / "plugin_utils" / "redis_acl.py"
-    spec = importlib.util.spec_from_file_location("redis_acl", path)
+def _load_plugin_utils(name):
+    """A module of plugins/plugin_utils as the roles use it (redis_acl: the broker's users and their
+    passwords; web_auth: the scrape logins of Prometheus)."""
+    path = ROLES_DIR.parent / "plugins" / "plugin_utils" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-redis_acl = _load_redis_acl()
+redis_acl = _load_plugin_utils("redis_acl")
+web_auth = _load_plugin_utils("web_auth")
 # scripts/run-tests prints the lines written here after the scenario that wrote them (it names a
 # file per scenario, as scenarios may run side by side).
 FIGURES = Path(os.environ.get("AIRFLOW_OPS_FIGURES")

@@ -211,10 +211,12 @@ def test_monitoring_plan_golden():
     # cl-broker 10.0.0.1, cl-db 10.0.0.2 (groups in order of appearance)
     assert result["monitoring"] == {"host": "cl-db", "enabled": True}
     assert result["statsd"] == {"host": "10.0.0.2", "port": 8125}
-    assert result["prometheus_targets"] == [
-        {"job": "redis", "targets": ["10.0.0.1:9121"]},
-        {"job": "postgresql", "targets": ["10.0.0.2:9187"]},
-    ]
+    assert result["prometheus_targets"] == [{"job": "redis", "targets": ["10.0.0.1:9121"]}]
+    # Over TLS, with the scrape login (its password derived by site.yml from prometheus_basic_auth).
+    assert result["prometheus_postgresql_target"] == {"job": "postgresql", "targets": ["10.0.0.2:9187"], "scheme": "https",
+                                                      "username": "prometheus"}
+    assert plan(inventory(CLUSTER, common={"site_tls": False}))["prometheus_postgresql_target"]["scheme"] == "http"
+    assert plan(inventory(SPLIT))["prometheus_postgresql_target"] == {}
     assert result["prometheus_flower_target"] == {"job": "flower", "targets": ["10.0.0.1:5555"], "scheme": "https"}
     assert result["prometheus_flower_login_host"] == "cl-broker"
     assert plan(inventory(dict(CLUSTER, flower=[])))["prometheus_flower_target"] == {}
@@ -273,18 +275,23 @@ def test_tls_names():
 
 def test_each_tls_server_gets_a_key_and_certificate_of_its_own():
     result = plan(inventory(dict(SPLIT, flower=["data"], monitoring=["core"])))["hosts"]
-    assert result["data"]["tls_services"] == ["redis", "postgresql", "flower"]
+    # The Redis exporter (Debian 12's serves no TLS) and the log servers serve plain HTTP.
+    assert result["data"]["tls_services"] == ["redis", "postgresql", "postgresql_exporter", "flower"]
     assert result["data"]["tls_files"] == {
         "redis": {"cert": "/etc/airflow-ops/tls/redis.crt", "key": "/etc/airflow-ops/tls/redis.key"},
         "postgresql": {"cert": "/etc/airflow-ops/tls/postgresql.crt", "key": "/etc/airflow-ops/tls/postgresql.key"},
         "api_server": {"cert": "", "key": ""},
-        "flower": {"cert": "/etc/airflow-ops/tls/flower.crt", "key": "/etc/airflow-ops/tls/flower.key"}}
+        "flower": {"cert": "/etc/airflow-ops/tls/flower.crt", "key": "/etc/airflow-ops/tls/flower.key"},
+        "postgresql_exporter": {"cert": "/etc/airflow-ops/tls/postgresql_exporter.crt",
+                                "key": "/etc/airflow-ops/tls/postgresql_exporter.key"},
+        "prometheus": {"cert": "", "key": ""}}
     assert result["data"]["tls_unused"] == ["/etc/airflow-ops/tls/api_server.crt", "/etc/airflow-ops/tls/api_server.key",
+                                            "/etc/airflow-ops/tls/prometheus.crt", "/etc/airflow-ops/tls/prometheus.key",
                                             "/etc/airflow-ops/tls/host.crt", "/etc/airflow-ops/tls/host.key"]
-    assert result["core"]["tls_services"] == ["api_server"]  # Prometheus and the log servers serve plain HTTP
+    assert result["core"]["tls_services"] == ["api_server", "prometheus"]
     # Workers serve nothing over TLS: no key at all, and none left from a service they ran before.
     assert result["w1"]["tls_services"] == [] and {files["key"] for files in result["w1"]["tls_files"].values()} == {""}
-    assert len(result["w1"]["tls_unused"]) == 10 and "/etc/airflow-ops/tls/flower.key" in result["w1"]["tls_unused"]
+    assert len(result["w1"]["tls_unused"]) == 14 and "/etc/airflow-ops/tls/flower.key" in result["w1"]["tls_unused"]
 
 
 def test_a_certificate_given_per_host_serves_all_its_tls_servers():
@@ -295,7 +302,7 @@ def test_a_certificate_given_per_host_serves_all_its_tls_servers():
     assert "/etc/airflow-ops/tls/host.key" not in data["tls_unused"] and "/etc/airflow-ops/tls/redis.key" in data["tls_unused"]
     assert {service: files["cert"] for service, files in data["tls_files"].items()} == {
         "redis": "/etc/airflow-ops/tls/host.crt", "postgresql": "/etc/airflow-ops/tls/host.crt", "api_server": "",
-        "flower": "/etc/airflow-ops/tls/host.crt"}
+        "flower": "/etc/airflow-ops/tls/host.crt", "postgresql_exporter": "", "prometheus": ""}
 
 
 def test_the_monitoring_host_watches_every_certificate_a_tls_server_presents_and_the_ca():
@@ -304,7 +311,9 @@ def test_the_monitoring_host_watches_every_certificate_a_tls_server_presents_and
         {"host": "data", "service": "redis", "path": "/etc/airflow-ops/tls/redis.crt"},
         {"host": "data", "service": "postgresql", "path": "/etc/airflow-ops/tls/postgresql.crt"},
         {"host": "data", "service": "flower", "path": "/etc/airflow-ops/tls/flower.crt"},
+        {"host": "data", "service": "postgresql_exporter", "path": "/etc/airflow-ops/tls/postgresql_exporter.crt"},
         {"host": "core", "service": "api_server", "path": "/etc/airflow-ops/tls/api_server.crt"},
+        {"host": "core", "service": "prometheus", "path": "/etc/airflow-ops/tls/prometheus.crt"},
         {"host": "core", "service": "ca", "path": "/etc/airflow-ops/tls/ca.crt"}]
     # Nothing to watch: no monitoring host, or no TLS.
     assert plan(inventory(dict(SPLIT, flower=["data"])))["tls_certificates"] == []
@@ -653,8 +662,9 @@ def effective(result: dict, host: str, common: dict) -> dict:
     """The inputs playbooks/vars/site.yml hands a host from the plan (its one-line mappings)."""
     mine = result["hosts"][host]
     tls_ca = "/etc/airflow-ops/tls/ca.crt" if result["tls"] else ""
-    flower = result["prometheus_flower_target"]
-    targets = result["prometheus_targets"] + (
+    flower, postgresql = result["prometheus_flower_target"], result["prometheus_postgresql_target"]
+    # The passwords (site.yml derives the exporter's, takes Flower's from flower_basic_auth) are left out here.
+    targets = result["prometheus_targets"] + ([dict(postgresql, ca_file=tls_ca)] if postgresql else []) + (
         [dict(flower, ca_file=tls_ca, username=str(common["flower_basic_auth"]).split(":", 1)[0])] if flower else [])
     return {
         "airflow_redis_host": result["broker"]["address"], "airflow_redis_port": result["broker"]["port"],

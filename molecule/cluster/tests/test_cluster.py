@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from airflow_ops_testlib import (AirflowApi, PlaybookRun, container_ip, http, inventory_secrets, molecule_host, read_events,
-                                 record_figure, redis_acl, use_cluster_ca)
+                                 record_figure, redis_acl, use_cluster_ca, web_auth)
 
 # The checks run from the controller; one host keeps pytest from repeating them per host.
 testinfra_hosts = ["ansible://cl-api"]
@@ -285,19 +285,20 @@ with context.wrap_socket(sock, server_hostname=host) as tls:
 """
 
 
-def tls_probe(host, port, kind):
+def tls_probe(host, port, kind, via="cl-worker1"):
     """A TLS handshake with host:port from cl-worker1 (the firewall admits it to Redis, PostgreSQL and the api
-    server), verified against the cluster CA: "TLS version, subjectAltName, SHA-256 of the certificate"."""
-    out = molecule_host("cl-worker1").run(
-        f"/opt/airflow/venv/bin/python -c {shlex.quote(TLS_PROBE)} {container_ip(host)} {port} {kind}")
+    server) or another host, verified against the cluster CA: "TLS version, subjectAltName, SHA-256 of the certificate"."""
+    out = molecule_host(via).run(f"python3 -c {shlex.quote(TLS_PROBE)} {container_ip(host)} {port} {kind}")
     assert out.rc == 0, out.stdout + out.stderr
     return out.stdout
 
 
 def served_certificate(host, port, kind):
-    """The SHA-256 fingerprint of the certificate host:port serves: through tls_probe, or from the controller (an
-    admin network) for Flower."""
-    if kind == "flower":
+    """The SHA-256 fingerprint of the certificate host:port serves: through tls_probe; from the controller (an admin
+    network) for Flower and Prometheus ("admin"); from the monitoring host for the PostgreSQL exporter ("monitoring")."""
+    if kind == "monitoring":
+        return tls_probe(host, port, "https", via="cl-db").split()[-1]
+    if kind == "admin":
         with socket.create_connection((container_ip(host), port), timeout=20) as sock, \
                 ssl.create_default_context(cafile=CA).wrap_socket(sock, server_hostname=container_ip(host)) as tls:
             return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
@@ -316,8 +317,9 @@ def test_each_cluster_endpoint_presents_a_certificate_the_ca_verifies(host, port
     assert container_ip(host) in answer
 
 
-TLS_SERVERS = [("cl-broker", "redis", 6379, "redis"), ("cl-broker", "flower", 5555, "flower"),
-               ("cl-db", "postgresql", 5432, "postgres"), ("cl-api", "api_server", 8080, "https")]
+TLS_SERVERS = [("cl-broker", "redis", 6379, "redis"), ("cl-broker", "flower", 5555, "admin"),
+               ("cl-db", "postgresql", 5432, "postgres"), ("cl-api", "api_server", 8080, "https"),
+               ("cl-db", "postgresql_exporter", 9187, "monitoring"), ("cl-db", "prometheus", 9090, "admin")]
 
 
 def test_each_tls_server_has_a_key_of_its_own_readable_by_its_user_alone():
@@ -337,6 +339,12 @@ def test_each_tls_server_has_a_key_of_its_own_readable_by_its_user_alone():
         assert (key.user, key.group, key.mode) == (owner, group, mode), path
     # Flower's user cannot read Redis's key.
     assert broker.run("runuser -u airflow -- cat /etc/redis/tls/server.key").rc != 0
+    # On the database host Prometheus and the exporter (both run as prometheus) read theirs, not PostgreSQL's.
+    db = molecule_host("cl-db")
+    for path in ("/etc/prometheus/airflow-ops-tls/prometheus.key", "/etc/airflow-ops/credentials/prometheus-postgres-exporter/tls.key"):
+        key = db.file(path)
+        assert (key.user, key.group, key.mode) == ("root", "prometheus", 0o640), path
+    assert db.run("runuser -u prometheus -- cat /etc/postgresql/airflow-ops-tls/server.key").rc != 0
     for host in ("cl-broker", "cl-db", "cl-api", "cl-worker1"):
         expected = ["ca.crt"] + [f"{service}.{end}" for name, service, _port, _kind in TLS_SERVERS if name == host for end in ("crt", "key")]
         assert sorted(molecule_host(host).check_output("ls /etc/airflow-ops/tls").split()) == sorted(expected), host
@@ -491,6 +499,7 @@ def test_verbose_converge_prints_no_secret(run_as):
     assert len(secrets) >= 7, sorted(secrets)  # the scan looks for something
     secrets["new user's password"] = "molecule-Viewer-Secret-1"
     # The broker users' passwords site.yml derives from redis_password.
+    secrets["PostgreSQL exporter's scrape password"] = web_auth.scrape_password(secrets["prometheus_basic_auth"], "postgresql")
     secrets.update({f"broker user {user}'s password": redis_acl.user_password(secrets["redis_password"], user)
                     for user in ("scheduler", "worker", "flower", "exporter")})
     log = side_effect(f"{run_as}.log").read_text()

@@ -1,21 +1,27 @@
 """Metrics (cl-db is also the `monitoring` host): after the side effect's DAG runs, Prometheus holds
 recent samples from each of the four sources: the Redis and PostgreSQL exporters, Flower (Celery,
 scraped over TLS with its login) and Airflow itself (StatsD through the receiver). The exporters
-answer the monitoring host only."""
+answer the monitoring host only; Prometheus (HTTPS, its login) and the PostgreSQL exporter (HTTPS,
+Prometheus's login) answer no one without a login."""
 
+import shlex
 import time
 import urllib.parse
 
 import pytest
 from cryptography import x509
 
-from airflow_ops_testlib import container_ip, http, molecule_host, wait_for
+from airflow_ops_testlib import container_ip, http, molecule_host, use_cluster_ca, wait_for
 
 testinfra_hosts = ["ansible://cl-db"]
 
+use_cluster_ca("cl-db")
+PROMETHEUS = f"https://{container_ip('cl-db')}:9090"
+LOGIN = ("ops", "molecule-Prometheus-Secret-1")
+
 
 def query(expr):
-    status, body = http("GET", f"http://{container_ip('cl-db')}:9090/api/v1/query?query={urllib.parse.quote(expr)}")
+    status, body = http("GET", f"{PROMETHEUS}/api/v1/query?query={urllib.parse.quote(expr)}", basic=LOGIN)
     assert status == 200, body
     return body["data"]["result"]
 
@@ -50,7 +56,7 @@ def test_every_target_is_up():
 
 
 def test_no_alert_fires_on_a_healthy_cluster():
-    status, body = http("GET", f"http://{container_ip('cl-db')}:9090/api/v1/alerts")
+    status, body = http("GET", f"{PROMETHEUS}/api/v1/alerts", basic=LOGIN)
     assert status == 200
     assert [a for a in body["data"]["alerts"] if a["state"] == "firing"] == []
 
@@ -66,6 +72,26 @@ def test_an_exporter_answers_the_monitoring_host_only(host, port):
     assert out.rc != 0 and "Connection refused" in out.stderr, url
 
 
+# The HTTP status of a GET without a login, from a cluster host, verified against the cluster CA.
+STATUS_PROBE = """
+import ssl, sys, urllib.error, urllib.request
+context = ssl.create_default_context(cafile="/etc/airflow-ops/tls/ca.crt")
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=20, context=context).status)
+except urllib.error.HTTPError as err:
+    print(err.code)
+"""
+
+
+def test_prometheus_and_the_postgresql_exporter_answer_no_one_without_a_login():
+    """Over HTTPS (the CA verifies them above): Prometheus refuses the controller (an admin network) without
+    its login; the exporter refuses the monitoring host without Prometheus's scrape login."""
+    assert http("GET", f"{PROMETHEUS}/api/v1/query?query=up")[0] == 401
+    assert http("GET", f"{PROMETHEUS}/api/v1/query?query=up", basic=("ops", "molecule-Prometheus-Secret-2"))[0] == 401
+    answer = molecule_host("cl-db").check_output(f"python3 -c {shlex.quote(STATUS_PROBE)} https://{container_ip('cl-db')}:9187/metrics")
+    assert answer == "401", answer
+
+
 def test_prometheus_knows_when_each_certificate_ends_as_the_last_run_left_it():
     """Every TLS server's certificate and the CA's, each with the end of the file it serves from now, after the
     renewal run renewed them (site_tls_days 400: a value from before the renewal would be a year off); none ends
@@ -74,7 +100,7 @@ def test_prometheus_knows_when_each_certificate_ends_as_the_last_run_left_it():
                for s in recent("airflow_ops_tls_certificate_expiry_timestamp_seconds")}
     expected = {}
     for host, service in [("cl-broker", "redis"), ("cl-broker", "flower"), ("cl-db", "postgresql"), ("cl-api", "api_server"),
-                          ("cl-db", "ca")]:
+                          ("cl-db", "postgresql_exporter"), ("cl-db", "prometheus"), ("cl-db", "ca")]:
         pem = molecule_host(host).check_output(f"cat /etc/airflow-ops/tls/{service}.crt")
         expected[(host, service)] = int(x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.timestamp())
     assert watched == expected

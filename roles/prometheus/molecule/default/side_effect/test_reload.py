@@ -14,7 +14,8 @@ CERTIFICATES = [{"host": "pm-monitor", "service": "redis", "not_after": 40000000
 
 def active_targets():
     """(job, health) of every target Prometheus scrapes now, after its last reload."""
-    status, body = http("GET", f"http://{container_ip('pm-monitor')}:9090/api/v1/targets?state=active")
+    status, body = http("GET", f"http://{container_ip('pm-monitor')}:9090/api/v1/targets?state=active",
+                        basic=("ops", "molecule-Prometheus-Secret-1"))
     assert status == 200, body
     return {(t["labels"]["job"], t["health"]) for t in body["data"]["activeTargets"]}
 
@@ -23,12 +24,14 @@ def test_a_changed_target_list_is_validated_and_reloaded(host):
     """A run that adds a job: promtool checks the new file (with a password file and a rule file),
     Prometheus reloads it without a restart; a run without it takes it away again."""
     address = container_ip("pm-monitor")
-    targets = [{"job": "redis", "targets": [f"{address}:9121"]}, {"job": "postgresql", "targets": [f"{address}:9187"]},
+    targets = [{"job": "redis", "targets": [f"{address}:9121"]},
+               {"job": "postgresql", "targets": [f"{address}:9187"], "username": "prometheus", "password": "molecule-Exporter-Secret-1"},
                {"job": "with-login", "targets": [f"{address}:9121"], "username": "ops", "password": PASSWORD}]
     started = host.check_output("systemctl show prometheus -p ExecMainStartTimestampMonotonic")
-    extra = {"job": "extra", "targets": [f"{address}:9187"], "username": "extra", "password": "molecule-Extra-Secret-2"}
+    extra = {"job": "extra", "targets": [f"{address}:9121"], "username": "extra", "password": "molecule-Extra-Secret-2"}
     for wanted, present in ((targets + [extra], True), (targets, False)):
-        inputs = {"prometheus_scrape_interval": "5s", "prometheus_targets": wanted, "prometheus_certificates": CERTIFICATES}
+        inputs = {"prometheus_scrape_interval": "5s", "prometheus_targets": wanted, "prometheus_certificates": CERTIFICATES,
+                  "prometheus_basic_auth": "ops:molecule-Prometheus-Secret-1,audit:molecule-Audit-Secret-2"}
         result = run_role("prometheus", "pm-monitor", inputs)
         assert result.returncode == 0, result.output[-3000:]
         assert "molecule-Extra-Secret-2" not in result.output

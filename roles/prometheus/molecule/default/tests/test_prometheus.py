@@ -1,6 +1,6 @@
 """Prometheus on the monitoring host: the exporters' figures arrive, the rules are loaded, StatsD
-(Airflow's metrics) arrives through the receiver, and the scrape passwords stay where only
-prometheus reads them. A changed target list is applied in the side_effect step (../side_effect/):
+(Airflow's metrics) arrives through the receiver, Prometheus and the PostgreSQL exporter answer only
+with a login, and the scrape passwords stay where only prometheus reads them. A changed target list is applied in the side_effect step (../side_effect/):
 this verifier only observes (its bad inputs change nothing)."""
 
 import socket
@@ -15,14 +15,22 @@ testinfra_hosts = ["ansible://pm-monitor"]
 
 PASSWORD = "molecule-Scrape-Secret-1"
 SECRETS = "/etc/prometheus/airflow-ops-secrets"
+# prometheus_basic_auth's second login, and the PostgreSQL exporter's (molecule.yml).
+LOGINS = "ops:molecule-Prometheus-Secret-1,audit:molecule-Audit-Secret-2"
+LOGIN = ("audit", "molecule-Audit-Secret-2")
+EXPORTER_LOGIN = ("prometheus", "molecule-Exporter-Secret-1")
 
 
 def base():
     return f"http://{container_ip('pm-monitor')}:9090"
 
 
+def get(path):
+    return http("GET", base() + path, basic=LOGIN)
+
+
 def query(expr):
-    status, body = http("GET", f"{base()}/api/v1/query?query={urllib.parse.quote(expr)}")
+    status, body = get(f"/api/v1/query?query={urllib.parse.quote(expr)}")
     assert status == 200, body
     return body["data"]["result"]
 
@@ -46,8 +54,37 @@ def test_a_target_with_basic_auth_is_scraped():
     recent('up{job="with-login"}', "1")
 
 
+@pytest.mark.parametrize("path", ["/api/v1/query?query=up", "/-/ready", "/metrics", "/graph"])
+def test_prometheus_answers_only_with_a_login(path):
+    assert http("GET", base() + path)[0] == 401
+    assert http("GET", base() + path, basic=("audit", "molecule-Audit-Secret-3"))[0] == 401
+    assert get(path)[0] == 200
+
+
+def test_the_postgresql_exporter_answers_only_with_its_login():
+    """Prometheus scrapes it with EXPORTER_LOGIN (pg_up above); without a login, or with Prometheus's own, 401."""
+    url = f"http://{container_ip('pm-monitor')}:9187/metrics"
+    assert http("GET", url)[0] == 401
+    assert http("GET", url, basic=LOGIN)[0] == 401
+    status, body = http("GET", url, basic=EXPORTER_LOGIN)
+    assert status == 200 and "\npg_up 1\n" in body
+
+
+@pytest.mark.parametrize(("path", "group", "plain"), [
+    ("/etc/prometheus/airflow-ops-web.yml", "prometheus", ["molecule-Prometheus-Secret-1", "molecule-Audit-Secret-2"]),
+    ("/etc/airflow-ops/postgres-exporter-web.yml", "prometheus", ["molecule-Exporter-Secret-1"]),
+])
+def test_the_web_configurations_hold_hashes_only_for_root_and_the_service(host, path, group, plain):
+    config = host.file(path)
+    assert (config.user, config.group, config.mode) == ("root", group, 0o640)
+    content = config.content_string
+    assert "basic_auth_users:" in content and "$2b$10$" in content
+    assert [value for value in plain if value in content] == []
+    assert host.run(f"sudo -u nobody cat {path}").rc != 0
+
+
 def test_the_alert_rules_are_loaded():
-    status, body = http("GET", f"{base()}/api/v1/rules")
+    status, body = get("/api/v1/rules")
     assert status == 200
     rules = {rule["name"]: rule for group in body["data"]["groups"] for rule in group["rules"]}
     assert set(rules) == {"AirflowOpsTargetDown", "AirflowOpsBrokerOrDatabaseDown", "AirflowOpsCeleryWorkerOffline",
@@ -64,7 +101,7 @@ def test_a_certificate_that_ends_within_the_warning_days_fires_its_alert_and_no_
     assert ends == {"redis": "4000000000", "api_server": "1609459200"}
 
     def firing():
-        status, body = http("GET", f"{base()}/api/v1/alerts")
+        status, body = get("/api/v1/alerts")
         assert status == 200
         alerts = [a for a in body["data"]["alerts"] if a["labels"]["alertname"] == "AirflowOpsCertificateExpiresSoon"]
         return alerts if alerts and all(a["state"] == "firing" for a in alerts) else None
@@ -103,6 +140,9 @@ def test_scrape_password_is_for_prometheus_only(host):
     assert host.run(f"sudo -u nobody cat {SECRETS}/with-login.password").rc != 0
     assert PASSWORD not in host.file("/etc/prometheus/airflow-ops.yml").content_string
     assert host.file(f"{SECRETS}/redis.password").exists is False
+    # Prometheus scrapes itself with its first login, and the PostgreSQL exporter with the exporter's.
+    assert host.file(f"{SECRETS}/prometheus.password").content_string == "molecule-Prometheus-Secret-1"
+    assert host.file(f"{SECRETS}/postgresql.password").content_string == "molecule-Exporter-Secret-1"
 
 
 def test_prometheus_runs_unprivileged_on_the_cluster_address(host):
@@ -122,10 +162,11 @@ def test_prometheus_runs_unprivileged_on_the_cluster_address(host):
     ("password-without-user", {"prometheus_targets": [{"job": "a", "targets": ["x:1"], "password": "p-Secret-Value-1"}]},
      "username and password come together"),
     ("bad-retention", {"prometheus_retention_time": "forever"}, "prometheus_retention_time=forever"),
+    ("short-login", {"prometheus_basic_auth": "ops:p-Secret-1"}, 'prometheus_basic_auth must be "user:password"'),
 ])
 def test_bad_input_fails_before_any_change(host, name, variables, expected):
     before = host.check_output("sha256sum /etc/prometheus/airflow-ops.yml")
-    result = run_role("prometheus", "pm-monitor", variables)
+    result = run_role("prometheus", "pm-monitor", dict({"prometheus_basic_auth": LOGINS}, **variables))
     assert result.returncode != 0
     assert expected in " ".join(result.output.split()), result.output[-3000:]
     assert "p-Secret-Value-1" not in result.output
