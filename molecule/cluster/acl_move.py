@@ -23,14 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-from drills import REDIS_ADMIN_PASSWORD, WORKERS, Cluster, airflow_units, broker_acl_log, container_ip, sh, wait_for
+from drills import REDIS_ADMIN_PASSWORD, WORKERS, Cluster, airflow_units, broker, broker_acl_log, container_ip, sh, wait_for
 
 # Three workers of worker_concurrency 4 (molecule.yml; before cl-worker3's decommission).
 SLOTS = 12
 TASKS = 16
 TASK_SECONDS = 30
 CLIENT_HOSTS = ["cl-broker", "cl-scheduler", "cl-api", *WORKERS]
-REDIS_CLI = "redis-cli --no-auth-warning --tls --cacert /etc/redis/tls/ca.crt "
 # What the collection wrote before ACL users (the redis scenario's side effect does the same to its broker).
 OLD_BROKER = f"""
 sed -i 's|^aclfile .*|requirepass "{REDIS_ADMIN_PASSWORD}"|' /etc/redis/conf.d/airflow-ops.conf
@@ -45,12 +44,6 @@ systemctl restart redis-server prometheus-redis-exporter
 OLD_CLIENT = f"sed -i -E 's#^(broker_url = rediss?://)[^:@/]*:[^@]*@#\\1:{REDIS_ADMIN_PASSWORD}@#' /etc/airflow/airflow.cfg"
 
 
-def broker(command: str, user: str | None) -> str:
-    """A command to the broker, as `user` (admin) or with the password alone (`default`)."""
-    login = f" -h {container_ip('cl-broker')}" + (f" --user {user}" if user else "")
-    return sh("cl-broker", f"REDISCLI_AUTH={REDIS_ADMIN_PASSWORD} {REDIS_CLI}{login} {command}")
-
-
 def logins(user: str | None) -> dict[str, list[str]]:
     """The users the broker's clients are logged in as, by host. Left out: redis-cli's own
     connection, and connections that have not sent a command yet (`default` until they log in)."""
@@ -61,7 +54,7 @@ def logins(user: str | None) -> dict[str, list[str]]:
         if fields.get("cmd") in ("client|list", "NULL"):
             continue
         address = fields.get("addr", "").rsplit(":", 1)[0]
-        found.setdefault(hosts.get(address, "127.0.0.1" if address == "127.0.0.1" else address), set()).add(fields.get("user", "?"))
+        found.setdefault(hosts.get(address, address), set()).add(fields.get("user", "?"))
     return {host: sorted(users) for host, users in sorted(found.items())}
 
 
@@ -70,12 +63,13 @@ def exporter_up(timeout: float = 90) -> str | None:
     timeout (the last value; None if it never answered)."""
     url = f"http://{container_ip('cl-broker')}:9121/metrics"
     script = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"
-    deadline, value = time.monotonic() + timeout, None
-    while value != "1" and time.monotonic() < deadline:
+    deadline = time.monotonic() + timeout
+    while True:
         out = sh("cl-db", f"python3 -c \"{script}\" | grep '^redis_up '", check=False)
         value = out.split()[-1] if out else None
-        time.sleep(0 if value == "1" else 3)
-    return value
+        if value == "1" or time.monotonic() > deadline:
+            return value
+        time.sleep(3)
 
 
 def restart_clients() -> None:

@@ -41,12 +41,18 @@ def sh(host: str, command: str, check: bool = True) -> str:
     return out.stdout.strip()
 
 
+def broker(command: str, user: str | None = "admin") -> str:
+    """A redis-cli command to the broker, on its host: as `user`, or with redis_password alone
+    (user None: the `default` user of a broker set up before ACL users)."""
+    login = f" --user {user}" if user else ""
+    return sh("cl-broker", f"REDISCLI_AUTH={REDIS_ADMIN_PASSWORD} redis-cli --no-auth-warning --tls --cacert /etc/redis/tls/ca.crt"
+                           f"{login} -h {container_ip('cl-broker')} {command}")
+
+
 def broker_acl_log() -> list[dict]:
     """The broker's ACL LOG (commands and logins it refused), read as its admin user before a drill
     restarts Redis, which empties it: the verifier asserts that no client was refused anything."""
-    cli = (f"REDISCLI_AUTH={REDIS_ADMIN_PASSWORD} redis-cli --no-auth-warning --tls --cacert /etc/redis/tls/ca.crt "
-           f"--user admin -h {container_ip('cl-broker')} --json ACL LOG 128")
-    return json.loads(sh("cl-broker", cli) or "[]")
+    return json.loads(broker("--json ACL LOG 128") or "[]")
 
 
 def unit(host: str, name: str) -> dict:

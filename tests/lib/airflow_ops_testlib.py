@@ -118,6 +118,19 @@ class PlaybookRun:
         return "; ".join(f"{task.split(' : ')[-1]} ({host}) {seconds:.0f} s" for task, (seconds, host) in ranked)
 
 
+def side_effect(name: str) -> Path:
+    """A file the cluster scenario's side_effect step wrote (runs' logs and events, records)."""
+    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "side_effect", name)
+
+
+def side_effect_run(name: str, returncode: int | None = None) -> PlaybookRun:
+    """A playbook run of that step: its exit code (NAME.rc unless a record gave it), output (NAME.log)
+    and task results (NAME.events.jsonl)."""
+    if returncode is None:
+        returncode = int(side_effect(f"{name}.rc").read_text())
+    return PlaybookRun(returncode, side_effect(f"{name}.log").read_text(), read_events(side_effect(f"{name}.events.jsonl")))
+
+
 def run_role(role: str, hosts: str, extra_vars: dict) -> PlaybookRun:
     """Apply a role of the collection to hosts of the molecule inventory with only these inputs.
 

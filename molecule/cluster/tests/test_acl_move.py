@@ -4,11 +4,9 @@ test` skips this file: its cluster starts with ACL users."""
 
 import json
 import os
-from pathlib import Path
-
 import pytest
 
-from airflow_ops_testlib import PlaybookRun, read_events, record_figure
+from airflow_ops_testlib import record_figure, side_effect, side_effect_run
 
 testinfra_hosts = ["ansible://cl-api"]
 
@@ -17,10 +15,6 @@ pytestmark = pytest.mark.skipif(not os.environ.get("AIRFLOW_OPS_UPGRADE_FROM"),
 # Each host's components and the broker users site.yml gives them (playbooks/vars/site.yml).
 USERS = {"cl-broker": ["exporter", "flower"], "cl-scheduler": ["scheduler"],
          "cl-worker1": ["worker"], "cl-worker2": ["worker"], "cl-worker3": ["worker"]}
-
-
-def side_effect(name):
-    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "side_effect", name)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +32,7 @@ def test_every_client_was_logged_in_as_default_before_the_move(move):
 
 
 def test_one_site_run_moved_every_client_to_its_own_user_and_turned_default_off(move):
-    run = PlaybookRun(move["rc"], side_effect("acl-move.log").read_text(), read_events(side_effect("acl-move.events.jsonl")))
+    run = side_effect_run("acl-move", move["rc"])
     assert run.returncode == 0, run.output[-3000:]
     assert not [r for r in run.results if r["status"] == "failed"], run.output[-3000:]
     default = [line for line in move["acl_list_after"] if line.split()[1] == "default"]

@@ -15,8 +15,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from airflow_ops_testlib import (AirflowApi, PlaybookRun, container_ip, http, inventory_secrets, molecule_host, read_events,
-                                 record_figure, redis_acl, use_cluster_ca, web_auth)
+from airflow_ops_testlib import (AirflowApi, container_ip, http, inventory_secrets, molecule_host, record_figure, redis_acl,
+                                 side_effect, side_effect_run, use_cluster_ca, web_auth)
 
 # The checks run from the controller; one host keeps pytest from repeating them per host.
 testinfra_hosts = ["ansible://cl-api"]
@@ -63,17 +63,6 @@ def in_flower(name):
     return status == 200 and any(name in worker for worker in workers)
 
 
-def side_effect(name):
-    """A file the scenario's side_effect step wrote (re-converge, scale-out)."""
-    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "side_effect", name)
-
-
-def playbook_run(name):
-    """A site.yml run of the side_effect step: its exit code, output and task results (events)."""
-    return PlaybookRun(int(side_effect(f"{name}.rc").read_text()), side_effect(f"{name}.log").read_text(),
-                       read_events(side_effect(f"{name}.events.jsonl")))
-
-
 def unit_start_times(record):
     """{"host/unit": ActiveEnterTimestamp} as side_effect recorded them (before, reconverge, scale-out)."""
     lines = json.loads(side_effect(f"units-{record}.json").read_text())
@@ -117,7 +106,7 @@ USER_TASKS = {"airflow_ops.celery._airflow_common : Create or update the users",
 def test_reconverge_changes_only_the_new_user_and_restarts_nothing(api):
     """site.yml again, with a Viewer added to airflow_users: the users are applied once, on one
     host; nothing else changes and no unit restarts. The Viewer can log in."""
-    run = playbook_run("reconverge")
+    run = side_effect_run("reconverge")
     assert run.returncode == 0, run.output[-5000:]
     changed = run.changed_tasks()
     assert {task for task, _unused in changed} == USER_TASKS, sorted(changed)
@@ -130,7 +119,7 @@ def test_reconverge_changes_only_the_new_user_and_restarts_nothing(api):
 
 
 def test_check_mode_on_a_converged_host_predicts_no_change():
-    run = playbook_run("check-db")
+    run = side_effect_run("check-db")
     assert run.returncode == 0, run.output[-3000:]
     assert run.changed == 0, run.output[-3000:]
 
@@ -143,7 +132,7 @@ def test_each_airflow_task_runs_once_per_host():
     runs = {}
     # Every result of a task of those roles, skipped ones too; the include tasks (entries into the
     # shared role) and the argument checks of each entry are not work done twice.
-    for result in playbook_run("reconverge").results:
+    for result in side_effect_run("reconverge").results:
         if (result["task"].startswith(tuple(role + " :" for role in roles))
                 and result["action"] not in INCLUDES and "Validating arguments" not in result["task"]):
             runs[(result["task"], result["host"])] = runs.get((result["task"], result["host"]), 0) + 1
@@ -157,7 +146,7 @@ def test_each_airflow_host_enters_the_shared_setup_once():
     """Counted from the run's entries (include events): the shared install and configuration
     (_airflow_common, entry point host) and the pruning of old virtualenvs after the host's last
     unit (entry point finish) are each entered once per Airflow host, whatever its roles."""
-    run = playbook_run("reconverge")
+    run = side_effect_run("reconverge")
     for entry_point in ("host", "finish"):
         entries = run.entries("_airflow_common", entry_point)
         assert entries == {host: 1 for host in AIRFLOW_HOSTS}, (entry_point, entries)
@@ -480,7 +469,7 @@ def test_every_api_and_flower_path_needs_credentials(url):
 
 
 def test_new_worker_joined_with_limit_and_nothing_else_restarted(api):
-    run = playbook_run("scale-out")
+    run = side_effect_run("scale-out")
     assert run.returncode == 0, run.output[-5000:]
     record_figure(f"scale-out (--limit cl-worker3, -vvv): {side_effect('scale-out.delta').read_text().strip()}; "
                   f"slowest tasks: {run.slowest_tasks()}")

@@ -3,12 +3,10 @@ under a running airflow_ops_hold DAG run); these tests judge what it recorded an
 drill's time to recovery. Runs after test_cluster.py, on the cluster the drills left behind."""
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
-from airflow_ops_testlib import record_figure
+from airflow_ops_testlib import record_figure, side_effect
 
 testinfra_hosts = ["ansible://cl-api"]
 
@@ -33,7 +31,7 @@ PART_OF = {"worker_kill9": "lost_workers", "host_kill": "lost_workers"}
 
 def drill(name):
     """What drills.py recorded for one drill (or one fault of a drill); fails if the drill broke."""
-    results = json.loads(Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "side_effect", "drills.json").read_text())
+    results = json.loads(side_effect("drills.json").read_text())
     result = results.get(PART_OF.get(name, name), {"error": "the drill did not run"})
     assert "error" not in result, result["error"]
     return dict(result, **result[name]) if name in PART_OF else result

@@ -3,30 +3,18 @@
 decommissioning of cl-worker3."""
 
 import json
-import os
 import shlex
-from pathlib import Path
 
-from airflow_ops_testlib import AirflowApi, PlaybookRun, container_ip, molecule_host, read_events, use_cluster_ca
+from airflow_ops_testlib import AirflowApi, container_ip, molecule_host, side_effect, side_effect_run, use_cluster_ca
 
 testinfra_hosts = ["ansible://cl-api"]
 
 RESULTS_LOGIN = ("airflow_celery", "airflow_celery", "molecule-results-Secret-1")
 
 
-def side_effect(name):
-    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "side_effect", name)
-
-
-def playbook_run(name):
-    """A playbook run of the side_effect step: its exit code, output and task results (events)."""
-    return PlaybookRun(int(side_effect(f"{name}.rc").read_text()), side_effect(f"{name}.log").read_text(),
-                       read_events(side_effect(f"{name}.events.jsonl")))
-
-
 def test_a_component_a_host_left_is_stopped_and_removed():
     # cl-worker3 joined `flower` in the scale-out and left it in the renewal run
-    run = playbook_run("renewal")
+    run = side_effect_run("renewal")
     assert run.returncode == 0, run.output[-5000:]
     before = json.loads(side_effect("units-worker3-flower.json").read_text())["cl-worker3"]
     after = json.loads(side_effect("units-worker3-retire.json").read_text())["cl-worker3"]
@@ -44,7 +32,7 @@ def test_a_component_a_host_left_is_stopped_and_removed():
 
 
 def test_the_decommissioned_worker_is_gone_and_its_logs_stay_readable():
-    run = playbook_run("decommission")
+    run = side_effect_run("decommission")
     assert run.returncode == 0, run.output[-5000:]
     worker3 = molecule_host("cl-worker3")
     assert worker3.run("systemctl is-active airflow-worker").stdout.strip() != "active"

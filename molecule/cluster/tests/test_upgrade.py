@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from airflow_ops_testlib import PlaybookRun, molecule_host, read_events, record_figure
+from airflow_ops_testlib import molecule_host, record_figure, side_effect, side_effect_run
 
 testinfra_hosts = ["ansible://cl-api"]
 
@@ -22,21 +22,6 @@ pytestmark = pytest.mark.skipif(not OLD, reason="make test does not upgrade: mak
 AIRFLOW_HOSTS = ["cl-broker", "cl-scheduler", "cl-api", "cl-worker1", "cl-worker2"]
 WORKERS = ["celery@cl-worker1", "celery@cl-worker2", "celery@cl-worker3"]
 INSTALL_TASK = "airflow_ops.celery._airflow_common : Install Apache Airflow (only when version, extras or lock changed)"
-
-
-def side_effect(name):
-    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "side_effect", name)
-
-
-def playbook_run(name):
-    """A playbook run of the side_effect step: its exit code, output and task results (events)."""
-    return PlaybookRun(int(side_effect(f"{name}.rc").read_text()), side_effect(f"{name}.log").read_text(),
-                       read_events(side_effect(f"{name}.events.jsonl")))
-
-
-def upgrade_run(upgrade):
-    """The upgrade's playbook run (upgrade.py ran it): exit code, output and task results."""
-    return PlaybookRun(upgrade["rc"], side_effect("upgrade.log").read_text(), read_events(side_effect("upgrade.events.jsonl")))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +41,7 @@ def consuming(sample):
 
 
 def test_the_upgrade_ran_and_installed_the_new_version_everywhere(upgrade):
-    run = upgrade_run(upgrade)
+    run = side_effect_run("upgrade", upgrade["rc"])
     assert run.returncode == 0, run.output[-5000:]
     installed = run.results_of(INSTALL_TASK)
     assert {host: installed.get(host) for host in AIRFLOW_HOSTS + ["cl-worker3"]} == dict.fromkeys(AIRFLOW_HOSTS + ["cl-worker3"], "changed")
@@ -119,7 +104,7 @@ def test_each_worker_was_drained_and_restarted_alone(during, upgrade):
     for worker in WORKERS:
         assert any(worker not in consuming(s) for s in during), f"{worker} was never drained"
     assert set(consuming(upgrade["samples"][-1])) == set(WORKERS), upgrade["samples"][-1]
-    restarted = worker_play_restarts(upgrade_run(upgrade))
+    restarted = worker_play_restarts(side_effect_run("upgrade", upgrade["rc"]))
     assert sorted(map(sorted, restarted)) == [["cl-worker1"], ["cl-worker2"], ["cl-worker3"]], restarted
 
 
@@ -143,7 +128,7 @@ def worker_play_restarts(run):
 
 
 def test_going_back_used_the_kept_install_without_a_download():
-    run = playbook_run("renewal")
+    run = side_effect_run("renewal")
     assert run.returncode == 0, run.output[-5000:]
     installed = run.results_of(INSTALL_TASK)
     assert set(installed) >= set(AIRFLOW_HOSTS), installed
@@ -165,7 +150,7 @@ def test_going_back_used_the_kept_install_without_a_download():
 
 def test_going_back_restarted_every_worker_in_one_batch():
     """site_worker_batch=100% (nothing ran by then): one batch, every worker restarted in it."""
-    restarted = worker_play_restarts(playbook_run("renewal"))
+    restarted = worker_play_restarts(side_effect_run("renewal"))
     assert sorted(map(sorted, restarted)) == [["cl-worker1", "cl-worker2", "cl-worker3"]], restarted
 
 

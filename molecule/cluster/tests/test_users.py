@@ -5,11 +5,9 @@ refused a command in all of it; task code on a worker, with the broker login its
 cannot reconfigure, wipe, watch or stop the broker, and the DAG still runs."""
 
 import json
-import os
 import shlex
-from pathlib import Path
 
-from airflow_ops_testlib import AirflowApi, container_ip, molecule_host, redis_acl, use_cluster_ca
+from airflow_ops_testlib import AirflowApi, container_ip, molecule_host, redis_acl, side_effect, use_cluster_ca
 
 testinfra_hosts = ["ansible://cl-broker"]
 
@@ -52,7 +50,7 @@ def test_no_broker_client_was_refused_a_command_in_the_whole_scenario(host):
     """The schedulers, workers, Flower, the exporter and the drain/inspect calls of every side
     effect ran all they needed as their users: ACL LOG is empty now, and was before each drill that
     restarted Redis (which empties it; drills.py read it then)."""
-    drills = json.loads(Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "side_effect", "drills.json").read_text())
+    drills = json.loads(side_effect("drills.json").read_text())
     before = {name: drills.get(name, {}).get("acl_log_before") for name in ("redis_kill9", "all_hosts_restart")}
     assert before == {"redis_kill9": [], "all_hosts_restart": []}
     assert acl_log(host) == []
