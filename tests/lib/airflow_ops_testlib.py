@@ -103,6 +103,15 @@ class PlaybookRun:
                     counts[host] = counts.get(host, 0) + 1
         return counts
 
+    def error_of(self, host: str) -> str:
+        """The errors of a host's failed results, whitespace collapsed (a long message may wrap)."""
+        return " ".join(" ".join(r.get("error", "") for r in self.results if r["host"] == host and r["status"] == "failed").split())
+
+    def changed_on(self, host: str) -> int:
+        """changed in the final stats of one host; -1 when the run ended without stats or the host."""
+        stats = [event for event in self.events if event["event"] == "stats"]
+        return stats[-1]["hosts"].get(host, {}).get("changed", -1) if stats else -1
+
     def results_of(self, task: str) -> dict[str, str]:
         """{host: status} of one task (the last time it ran per host)."""
         return {r["host"]: r["status"] for r in self.results if r["task"] == task}
@@ -146,6 +155,40 @@ def run_role(role: str, hosts: str, extra_vars: dict) -> PlaybookRun:
         varfile = Path(tmp, "vars.json")
         varfile.write_text(json.dumps(extra_vars))
         return _ansible_playbook(["-i", str(bare_inventory), str(playbook), "-e", f"@{varfile}"], timeout=600)
+
+
+def case_host(host: str, case: str) -> str:
+    """The inventory name run_role_cases gives one case on host."""
+    return f"{host}--{case}"
+
+
+def run_role_cases(role: str, host: str, cases: dict[str, dict]) -> PlaybookRun:
+    """Apply a role once for many sets of inputs: each case is a host of its own in one run (an
+    alias of `host`, named by case_host, with the same connection), with only that case's inputs
+    as its host vars. The scenario's group_vars are left out, as in run_role; each case fails or
+    passes on its own, and one ansible-playbook start serves them all."""
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    connection = dict(_bare_inventory(inventory)["all"]["hosts"][host])
+    connection.setdefault("ansible_host", host)  # the container, whatever the alias
+    with tempfile.TemporaryDirectory() as tmp:
+        playbook = Path(tmp, "invalid.yml")
+        playbook.write_text(PLAY.format(role=role, hosts="all"))
+        bare_inventory = Path(tmp, "hosts.json")
+        bare_inventory.write_text(json.dumps({"all": {"hosts": {
+            case_host(host, case): {**inputs, **connection}
+            for case, inputs in cases.items()}}}))
+        return _ansible_playbook(["-i", str(bare_inventory), str(playbook)], timeout=600)
+
+
+def assert_case_refused(run: PlaybookRun, host: str, case: str, inputs: dict, expected: str) -> None:
+    """One case of run_role_cases failed on its host with `expected` in its error (whitespace
+    collapsed), changed nothing there, and the run printed none of the case's secrets."""
+    name = case_host(host, case)
+    assert run.returncode != 0, run.output[-3000:]
+    error = run.error_of(name)
+    assert expected.format(host=name) in error, error or run.output[-3000:]
+    assert run.changed_on(name) == 0, run.output[-3000:]
+    assert_no_secret_printed(inputs, run.output)
 
 
 def _bare_inventory(inventory_file: str) -> dict:

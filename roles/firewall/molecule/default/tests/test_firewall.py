@@ -5,7 +5,7 @@ stop the role before anything changes."""
 
 import pytest
 
-from airflow_ops_testlib import container_ip, molecule_host, run_role
+from airflow_ops_testlib import assert_case_refused, container_ip, molecule_host, run_role_cases
 
 testinfra_hosts = ["ansible://fw-server"]
 
@@ -52,16 +52,26 @@ def test_the_rules_load_at_boot(host):
     assert host.run("systemctl is-active airflow-ops-firewall").stdout.strip() == "active"
 
 
-@pytest.mark.parametrize(("rules", "expected"), [
-    ([{"name": "x", "port": 8080, "sources": ["10.0.0.0/8\n"]}], "(not valid: '10.0.0.0/8"),
-    ([{"name": "x", "port": 8080, "sources": ["office"]}], "(not valid: office)"),
-    ([{"name": "x", "port": 70000, "sources": []}], "every port must be 1-65535 (got 70000)"),
-    ([{"name": "sshd", "port": 22, "sources": []}], "would filter port 22, the SSH port this run connects through (sshd)"),
-], ids=["trailing-newline", "not-an-address", "port-out-of-range", "ssh-port"])
-def test_bad_rules_fail_before_any_change(host, rules, expected):
+# Bad rules, every case a host of its own in one run of the role (run_role_cases).
+CASES = {
+    "trailing-newline": ([{"name": "x", "port": 8080, "sources": ["10.0.0.0/8\n"]}], "(not valid: '10.0.0.0/8"),
+    "not-an-address": ([{"name": "x", "port": 8080, "sources": ["office"]}], "(not valid: office)"),
+    "port-out-of-range": ([{"name": "x", "port": 70000, "sources": []}], "every port must be 1-65535 (got 70000)"),
+    "ssh-port": ([{"name": "sshd", "port": 22, "sources": []}], "would filter port 22, the SSH port this run connects through (sshd)"),
+}
+
+
+@pytest.fixture(scope="module")
+def refused(host):
+    """The run of every case, and the loaded rules' file before and after it."""
     before = host.check_output("sha256sum /etc/airflow-ops/firewall.nft")
-    result = run_role("firewall", "fw-server", {"firewall_rules": rules})
-    assert result.returncode != 0, result.output[-3000:]
-    assert expected in " ".join(result.output.split()), result.output[-3000:]
-    assert result.changed == 0, result.output[-3000:]
-    assert host.check_output("sha256sum /etc/airflow-ops/firewall.nft") == before
+    run = run_role_cases("firewall", "fw-server", {case: {"firewall_rules": rules} for case, (rules, _unused) in CASES.items()})
+    return run, before, host.check_output("sha256sum /etc/airflow-ops/firewall.nft")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_rules_fail_before_any_change(refused, case):
+    run, before, after = refused
+    rules, expected = CASES[case]
+    assert_case_refused(run, "fw-server", case, {"firewall_rules": rules}, expected)
+    assert after == before

@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from airflow_ops_testlib import assert_no_secret_printed, run_role
+from airflow_ops_testlib import assert_case_refused, run_role_cases
 from pg import admin
 
-testinfra_hosts = ["ansible://pg-debian12"]
+HOST = "pg-debian12"
+testinfra_hosts = [f"ansible://{HOST}"]
 
 # Both passwords valid: a case then fails for the one input it gets wrong.
 PASSWORDS = {
@@ -28,35 +29,37 @@ def test_new_clients_are_admitted_by_reload_not_restart(host):
     assert admin(host, "SELECT pg_postmaster_start_time()") == record["started_before"]
 
 
-@pytest.mark.parametrize(
-    ("bad_input", "expected"),
-    [
-        ({}, "missing required arguments: postgresql_airflow_password"),
-        ({"postgresql_airflow_password": "long-enough-Secret-1"},
-         "missing required arguments: postgresql_result_backend_password"),
-        (dict(PASSWORDS, postgresql_airflow_password="Sh0rt!"), "postgresql_airflow_password must be at least 12 characters"),
-        (dict(PASSWORDS, postgresql_result_backend_password="Sh0rt-Res!"),
-         "postgresql_result_backend_password must be at least 12 characters"),
-        (dict(PASSWORDS, postgresql_max_connections="many"), "postgresql_max_connections"),
-        (dict(PASSWORDS, postgresql_airflow_clients=["not an address"]), "postgresql_airflow_clients="),
-        (dict(PASSWORDS, postgresql_airflow_clients=["10.0.0.1/33"]), "not valid: 10.0.0.1/33"),
-        (dict(PASSWORDS, postgresql_result_backend_clients=["192.0.2.300"]),
-         "not valid: 192.0.2.300"),
-        (dict(PASSWORDS, postgresql_result_backend_user="airflow"),
-         "postgresql_result_backend_user (airflow) must differ from postgresql_airflow_user (airflow)"),
-        (dict(PASSWORDS, postgresql_result_backend_database="airflow"),
-         "postgresql_result_backend_database (airflow) from postgresql_airflow_database (airflow)"),
-        (dict(PASSWORDS, postgresql_result_backend_user="Celery-Results"), "postgresql_result_backend_user=Celery-Results"),
-        (dict(PASSWORDS, postgresql_exporter_enabled=True, postgresql_exporter_port=5432),
-         "postgresql_exporter_port=5432 (1-65535, not postgresql_port 5432)"),
-        (dict(PASSWORDS, postgresql_exporter_enabled=True, postgresql_airflow_user="prometheus"),
-         "the login `prometheus` is the exporter's"),
-    ],
-)
-def test_invalid_input_fails_clearly_before_any_change(bad_input, expected):
-    result = run_role("postgresql", "pg-debian12", bad_input)
-    assert result.returncode != 0, result.output
-    # A YAML result format wraps long messages: compare with the whitespace collapsed.
-    assert expected in " ".join(result.output.split()), result.output
-    assert result.changed == 0, result.output
-    assert_no_secret_printed(bad_input, result.output)
+CASES = {
+    "no-passwords": ({}, "missing required arguments: postgresql_airflow_password"),
+    "no-result-backend-password": ({"postgresql_airflow_password": "long-enough-Secret-1"},
+                                   "missing required arguments: postgresql_result_backend_password"),
+    "short-airflow-password": (dict(PASSWORDS, postgresql_airflow_password="Sh0rt!"), "postgresql_airflow_password must be at least 12 characters"),
+    "short-result-backend-password": (dict(PASSWORDS, postgresql_result_backend_password="Sh0rt-Res!"),
+                                      "postgresql_result_backend_password must be at least 12 characters"),
+    "max-connections-not-a-number": (dict(PASSWORDS, postgresql_max_connections="many"), "postgresql_max_connections"),
+    "airflow-client-not-an-address": (dict(PASSWORDS, postgresql_airflow_clients=["not an address"]), "postgresql_airflow_clients="),
+    "airflow-client-bad-prefix": (dict(PASSWORDS, postgresql_airflow_clients=["10.0.0.1/33"]), "not valid: 10.0.0.1/33"),
+    "result-backend-client-bad-address": (dict(PASSWORDS, postgresql_result_backend_clients=["192.0.2.300"]),
+                                          "not valid: 192.0.2.300"),
+    "same-users": (dict(PASSWORDS, postgresql_result_backend_user="airflow"),
+                   "postgresql_result_backend_user (airflow) must differ from postgresql_airflow_user (airflow)"),
+    "same-databases": (dict(PASSWORDS, postgresql_result_backend_database="airflow"),
+                       "postgresql_result_backend_database (airflow) from postgresql_airflow_database (airflow)"),
+    "uppercase-user": (dict(PASSWORDS, postgresql_result_backend_user="Celery-Results"), "postgresql_result_backend_user=Celery-Results"),
+    "exporter-port-clash": (dict(PASSWORDS, postgresql_exporter_enabled=True, postgresql_exporter_port=5432),
+                            "postgresql_exporter_port=5432 (1-65535, not postgresql_port 5432)"),
+    "exporter-login-taken": (dict(PASSWORDS, postgresql_exporter_enabled=True, postgresql_airflow_user="prometheus"),
+                             "the login `prometheus` is the exporter's"),
+}
+
+
+@pytest.fixture(scope="module")
+def refused():
+    """Every case a host of its own in one run of the role (run_role_cases)."""
+    return run_role_cases("postgresql", HOST, {case: inputs for case, (inputs, _unused) in CASES.items()})
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_invalid_input_fails_clearly_before_any_change(refused, case):
+    inputs, expected = CASES[case]
+    assert_case_refused(refused, HOST, case, inputs, expected)

@@ -9,7 +9,7 @@ import urllib.parse
 
 import pytest
 
-from airflow_ops_testlib import container_ip, http, listening, run_role, unit_properties, wait_for
+from airflow_ops_testlib import assert_case_refused, container_ip, http, listening, run_role_cases, unit_properties, wait_for
 
 testinfra_hosts = ["ansible://pm-monitor"]
 
@@ -156,18 +156,30 @@ def test_prometheus_runs_unprivileged_on_the_cluster_address(host):
     assert listening(host, 9090) == [f"{container_ip('pm-monitor')}:9090"]
 
 
-@pytest.mark.parametrize(("name", "variables", "expected"), [
-    ("duplicate-job", {"prometheus_targets": [{"job": "a", "targets": ["x:1"]}, {"job": "a", "targets": ["y:1"]}]},
-     "every job needs a unique name"),
-    ("password-without-user", {"prometheus_targets": [{"job": "a", "targets": ["x:1"], "password": "p-Secret-Value-1"}]},
-     "username and password come together"),
-    ("bad-retention", {"prometheus_retention_time": "forever"}, "prometheus_retention_time=forever"),
-    ("short-login", {"prometheus_basic_auth": "ops:p-Secret-1"}, 'prometheus_basic_auth must be "user:password"'),
-])
-def test_bad_input_fails_before_any_change(host, name, variables, expected):
+# Bad input, every case a host of its own in one run of the role (run_role_cases).
+CASES = {
+    "duplicate-job": ({"prometheus_targets": [{"job": "a", "targets": ["x:1"]}, {"job": "a", "targets": ["y:1"]}]},
+                      "every job needs a unique name"),
+    "password-without-user": ({"prometheus_targets": [{"job": "a", "targets": ["x:1"], "password": "p-Secret-Value-1"}]},
+                              "username and password come together"),
+    "bad-retention": ({"prometheus_retention_time": "forever"}, "prometheus_retention_time=forever"),
+    "short-login": ({"prometheus_basic_auth": "ops:p-Secret-1"}, 'prometheus_basic_auth must be "user:password"'),
+}
+
+
+@pytest.fixture(scope="module")
+def refused(host):
+    """The run of every case, and the configuration's file before and after it."""
     before = host.check_output("sha256sum /etc/prometheus/airflow-ops.yml")
-    result = run_role("prometheus", "pm-monitor", dict({"prometheus_basic_auth": LOGINS}, **variables))
-    assert result.returncode != 0
-    assert expected in " ".join(result.output.split()), result.output[-3000:]
-    assert "p-Secret-Value-1" not in result.output
-    assert host.check_output("sha256sum /etc/prometheus/airflow-ops.yml") == before
+    run = run_role_cases("prometheus", "pm-monitor",
+                         {case: dict({"prometheus_basic_auth": LOGINS}, **variables) for case, (variables, _unused) in CASES.items()})
+    return run, before, host.check_output("sha256sum /etc/prometheus/airflow-ops.yml")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_fails_before_any_change(refused, case):
+    run, before, after = refused
+    variables, expected = CASES[case]
+    assert_case_refused(run, "pm-monitor", case, dict({"prometheus_basic_auth": LOGINS}, **variables), expected)
+    assert "p-Secret-Value-1" not in run.output
+    assert after == before
