@@ -15,8 +15,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from airflow_ops_testlib import (AirflowApi, container_ip, http, inventory_secrets, molecule_host, record_figure, redis_acl,
-                                 side_effect, side_effect_run, use_cluster_ca, web_auth)
+from airflow_ops_testlib import (AirflowApi, airflow_component_units, assert_airflow_unit_runs_hardened, container_ip, http,
+                                 inventory_secrets, molecule_host, record_figure, redis_acl, side_effect, side_effect_run,
+                                 use_cluster_ca, web_auth)
 
 # The checks run from the controller; one host keeps pytest from repeating them per host.
 testinfra_hosts = ["ansible://cl-api"]
@@ -191,6 +192,27 @@ def psql(host, login, database=None):
             "    sys.exit(str(error))\n")
     result = molecule_host(host).run(f"printf %s {shlex.quote(password)} | /opt/airflow/venv/bin/python -c {shlex.quote(code)}")
     return result.rc, result.stdout + result.stderr
+
+
+# Each host's Airflow units at the end of the scenario: those of its groups (molecule.yml), no other;
+# cl-worker3, decommissioned, none (what the worker and flower roles install on a host of their own).
+COMPONENTS = {
+    "cl-broker": ["airflow-flower.service"],
+    "cl-scheduler": ["airflow-dag-processor.service", "airflow-scheduler.service", "airflow-triggerer.service"],
+    "cl-api": ["airflow-api-server.service"],
+    "cl-worker1": ["airflow-worker.service"],
+    "cl-worker2": ["airflow-worker.service"],
+    "cl-worker3": [],
+    "cl-db": [],
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPONENTS))
+def test_each_host_runs_the_airflow_components_of_its_groups_and_no_other(name):
+    host = molecule_host(name)
+    assert airflow_component_units(host) == COMPONENTS[name]
+    for unit in COMPONENTS[name]:
+        assert_airflow_unit_runs_hardened(host, unit)
 
 
 def test_a_worker_reaches_only_the_result_backend():

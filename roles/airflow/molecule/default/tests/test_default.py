@@ -3,6 +3,7 @@ sandbox are as the roles promise. The api server and Flower are asked from the c
 scenario's network. What changes the host (re-runs, rotations, restarts) ran before, in the
 side_effect step (../side_effect/), so this verifier only observes and can run again."""
 
+import json
 import os
 import re
 import shlex
@@ -10,12 +11,25 @@ from pathlib import Path
 
 import pytest
 
-from airflow_ops_testlib import AirflowApi, container_ip, http, redis_acl, wait_for
+from airflow_ops_testlib import (AirflowApi, assert_airflow_unit_runs_hardened, container_ip, http, redis_acl, unit_properties,
+                                 wait_for)
 
 ADMIN_PASSWORD = "molecule-Admin-Secret-1"
 VIEWER_PASSWORD = "molecule-Viewer-Secret-1"
-FLOWER_AUTH = ("ops", "molecule-Flower-Secret-1")
+FLOWER_LOGINS = [("ops", "molecule-Flower-Secret-1"), ("audit", "molecule-Audit-Secret-2")]
+FLOWER_AUTH = FLOWER_LOGINS[0]
+FLOWER_PORT = 5566  # flower_port (molecule.yml), not Flower's default
 SERVICES = ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower"]
+CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
+AS_AIRFLOW = ("runuser -u airflow -- env AIRFLOW_HOME=/opt/airflow AIRFLOW_CONFIG=/etc/airflow/airflow.cfg "
+              "/opt/airflow/venv/bin/python -c ")
+# What the scheduler and Flower ask a worker through the broker.
+INSPECT = f"""
+import json
+from {CELERY_APP.rsplit('.', 1)[0]} import app
+inspect = app.control.inspect(timeout=5.0)
+print(json.dumps({{"ping": inspect.ping(), "queues": inspect.active_queues(), "stats": inspect.stats()}}))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +47,28 @@ def api(address):
     return AirflowApi(f"http://{address}:8080", "admin", ADMIN_PASSWORD)
 
 
+@pytest.fixture(scope="module")
+def flower(address):
+    url = f"http://{address}:{FLOWER_PORT}"
+    wait_for("Flower", lambda: http("GET", f"{url}/healthcheck", basic=FLOWER_AUTH)[0] == 200, timeout=120)
+    return url
+
+
+@pytest.fixture(scope="module")
+def answers(host, node):
+    """The worker's answers to ping, active_queues and stats, once it has answered all three."""
+    def ask():
+        out = host.run(AS_AIRFLOW + shlex.quote(INSPECT))
+        assert out.rc == 0, out.stderr
+        body = json.loads(out.stdout.splitlines()[-1])
+        return body if all(body[key] and f"celery@{node}" in body[key] for key in body) else None
+    body = wait_for("the worker's answers", ask, timeout=120, interval=5)
+    return {key: value[f"celery@{node}"] for key, value in body.items()}
+
+
 @pytest.mark.parametrize("component", SERVICES)
-def test_components_run_as_enabled_units(host, component):
-    service = host.service(f"airflow-{component}")
-    assert service.is_running
-    assert service.is_enabled
-    assert host.check_output(f"systemctl show -p User --value airflow-{component}") == "airflow"
+def test_components_run_as_enabled_hardened_units_of_the_airflow_user(host, component):
+    assert_airflow_unit_runs_hardened(host, f"airflow-{component}")
 
 
 def test_secret_files_are_private(host):
@@ -192,32 +222,62 @@ def test_ui_login_page_is_fab(address):
     assert "username" in str(body).lower()
 
 
-def test_worker_answers_ping(host, node):
-    out = host.run(
-        "runuser -u airflow -- env AIRFLOW_HOME=/opt/airflow AIRFLOW_CONFIG=/etc/airflow/airflow.cfg "
-        f"/opt/airflow/venv/bin/celery --app airflow.providers.celery.executors.celery_executor.app inspect ping -d celery@{node}"
-    )
-    assert out.rc == 0, out.stderr
-    assert "pong" in out.stdout
+def test_the_worker_answers_through_the_broker(answers):
+    assert answers["ping"] == {"ok": "pong"}
 
 
-def test_flower_lists_the_worker_with_auth_only(address, node):
-    workers = f"http://{address}:5555/api/workers"
-    status, body = http("GET", workers, basic=FLOWER_AUTH)
-    assert status == 200
+def test_the_worker_consumes_its_queues_with_its_concurrency(answers):
+    assert sorted(queue["name"] for queue in answers["queues"]) == ["default", "molecule"]
+    assert answers["stats"]["pool"]["max-concurrency"] == 4, answers["stats"]["pool"]
+
+
+def test_a_worker_stop_waits_for_running_tasks_up_to_worker_stop_timeout(host):
+    """systemd's stop sends SIGTERM to the main process only (a warm shutdown: Celery finishes the
+    running tasks) and kills what is left only after worker_stop_timeout (300 s here)."""
+    shown = unit_properties(host, "airflow-worker", "KillMode", "KillSignal", "TimeoutStopUSec")
+    assert shown == {"KillMode": "mixed", "KillSignal": "15", "TimeoutStopUSec": "5min"}, shown
+
+
+def test_the_worker_log_server_wants_a_token(host):
+    """The worker serves task logs to the api server on 8793, only with a JWT signed by the
+    cluster's secret."""
+    script = ("import urllib.request, urllib.error\n"
+              "try:\n"
+              "    urllib.request.urlopen('http://127.0.0.1:8793/log/dag_id=x/run_id=y/task_id=z/attempt=1.log', timeout=10)\n"
+              "    print(200)\n"
+              "except urllib.error.HTTPError as err:\n"
+              "    print(err.code)\n")
+    assert host.check_output(f"python3 -c {shlex.quote(script)}") == "403"
+
+
+@pytest.mark.parametrize("login", FLOWER_LOGINS, ids=[user for user, _unused in FLOWER_LOGINS])
+def test_each_flower_login_lists_the_worker(flower, node, login):
+    status, body = http("GET", f"{flower}/api/workers", basic=login)
+    assert status == 200, body
     assert f"celery@{node}" in body
-    status, _unused = http("GET", workers)
-    assert status == 401
-    status, _unused = http("GET", workers, basic=("ops", "wrong-password-123"))
-    assert status == 401
+
+
+@pytest.mark.parametrize("login", [None, ("ops", "molecule-Audit-Secret-2"), ("admin", "molecule-Flower-Secret-1"),
+                                   ("ops", "wrong-password-123")],
+                         ids=["none", "other-users-password", "unknown-user", "wrong-password"])
+@pytest.mark.parametrize("path", ["/metrics", "/healthcheck", "/", "/workers", "/tasks", "/api/tasks", "/api/workers", "/broker"])
+def test_every_flower_path_refuses_a_wrong_login(flower, path, login):
+    status, _unused = http("GET", flower + path, basic=login)
+    assert status == 401, (path, login)
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/healthcheck", "/", "/workers", "/tasks", "/api/tasks", "/broker"])
-def test_every_flower_path_needs_the_login(address, path):
-    status, _unused = http("GET", f"http://{address}:5555{path}")
-    assert status == 401, path
-    status, body = http("GET", f"http://{address}:5555{path}", basic=FLOWER_AUTH)
+def test_every_flower_path_opens_with_the_login(flower, path):
+    status, body = http("GET", flower + path, basic=FLOWER_AUTH)
     assert status == 200, (path, body)
+
+
+def test_flower_reads_the_broker_without_showing_its_password(flower):
+    """Flower's broker page reads Redis (a broker it cannot reach fails the page); the URL it shows
+    hides the password (the host's broker login, `scheduler`'s)."""
+    status, body = http("GET", f"{flower}/broker", basic=FLOWER_AUTH)
+    assert status == 200, body
+    assert "redis://" in body and redis_acl.user_password("molecule-broker-Secret-1", "scheduler") not in body
 
 
 @pytest.mark.parametrize("dag_id, queue", [("molecule_celery_smoke", "default"), ("molecule_queue", "molecule")])
