@@ -15,7 +15,7 @@ from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
 
-ENTRY_KEYS = {"path", "src", "content", "template", "vars", "owner", "group", "mode"}
+ENTRY_KEYS = {"path", "src", "content", "template", "vars", "owner", "group", "mode", "validate"}
 SOURCES = ("src", "content", "template")
 TREE_KEYS = {"src", "path", "owner", "group", "directory_mode", "file_mode"}
 
@@ -56,8 +56,8 @@ class ActionModule(ActionBase):
             unknown = set(item) - ENTRY_KEYS
             if unknown or len([key for key in SOURCES if key in item]) != 1 or ("vars" in item and "template" not in item):
                 raise AnsibleActionFail(
-                    f"file_set: each of files takes path, mode, owner, group and one of src, content or template "
-                    f"(with vars); got {sorted(item)} for {item.get('path')}")
+                    f"file_set: each of files takes path, mode, owner, group, validate and one of src, content or "
+                    f"template (with vars); got {sorted(item)} for {item.get('path')}")
             if "src" in item:
                 data = self._read_src(item["src"])
             elif "template" in item:

@@ -82,6 +82,14 @@ options:
         description: 'Octal mode as a string (C("0640")).'
         type: str
         required: true
+      validate:
+        description:
+          - A command that checks the new content before it replaces the file, C(%s) standing for
+            a temporary file beside the destination that holds it (as C(ansible.builtin.template)'s
+            C(validate)). When it fails, nothing of the set after this file is written and the task
+            fails with its output; the file keeps its old content.
+          - Not run in check mode, nor when the content is unchanged.
+        type: str
   trees:
     description:
       - Directories on the controller copied whole; the action plugin lists them.
@@ -157,6 +165,7 @@ import grp
 import os
 import pwd
 import re
+import shlex
 import shutil
 import stat
 import tempfile
@@ -226,9 +235,10 @@ def ensure_directory(item, check_mode):
     return True
 
 
-def ensure_file(item, check_mode):
+def ensure_file(item, check_mode, run=None):
     """Write the file when its content differs; fix its owner and mode. Returns whether anything
-    (would) change."""
+    (would) change. With item["validate"], `run` (argv -> (rc, stdout, stderr)) checks the new
+    content in its temporary file before it replaces the file."""
     path, mode = item["path"], int(item["mode"], 8)
     ids = _wanted_ids(item, check_mode)
     if ids is None:
@@ -255,12 +265,24 @@ def ensure_file(item, check_mode):
             with os.fdopen(fd, "wb") as handle:
                 handle.write(wanted)
             _set_attrs(tmp, uid, gid, mode)
+            if item.get("validate"):
+                _validate(item["validate"], path, tmp, run)
             os.replace(tmp, path)
         except BaseException:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
             raise
     return True
+
+
+def _validate(command, path, tmp, run):
+    if "%s" not in command:
+        raise FileSetError("%s: validate must contain %%s (the file to check): %s" % (path, command))
+    argv = [tmp if word == "%s" else word.replace("%s", tmp) for word in shlex.split(command)]
+    rc, out, err = run(argv)
+    if rc != 0:
+        raise FileSetError("%s: the new content failed `%s` (rc %d), the file is unchanged: %s"
+                           % (path, command, rc, (err or out).strip()[-2000:]))
 
 
 def extra_paths(directory, wanted, keep=None):
@@ -294,8 +316,9 @@ def _remove(path):
         os.unlink(path)
 
 
-def apply(directories, files, exclusive=(), keep=None, check_mode=False, absent=()):
-    """Put the set in place. Returns the paths that changed (or would, in check mode)."""
+def apply(directories, files, exclusive=(), keep=None, check_mode=False, absent=(), run=None):
+    """Put the set in place. Returns the paths that changed (or would, in check mode). `run` runs a
+    file's validate command (argv -> (rc, stdout, stderr))."""
     changed = []
     for path in absent:
         if os.path.lexists(path):
@@ -314,7 +337,7 @@ def apply(directories, files, exclusive=(), keep=None, check_mode=False, absent=
             _remove(path)
         changed.append(path)
     for item in files:
-        if ensure_file(item, check_mode):
+        if ensure_file(item, check_mode, run):
             changed.append(item["path"])
     return changed
 
@@ -336,7 +359,7 @@ def main():
             files=dict(type="list", elements="dict", default=[],
                        options=dict(entry, src=dict(type="str"), content=dict(type="str", no_log=True),
                                     template=dict(type="str"), vars=dict(type="dict"),
-                                    content_b64=dict(type="str", no_log=True))),
+                                    content_b64=dict(type="str", no_log=True), validate=dict(type="str"))),
             absent=dict(type="list", elements="path", default=[]),
             exclusive=dict(type="list", elements="path", default=[]),
             keep=dict(type="str"),
@@ -352,7 +375,7 @@ def main():
     try:
         files = [dict(item, data=_data(item)) for item in params["files"]]
         changed = apply(params["directories"], files, params["exclusive"], params["keep"], module.check_mode,
-                        params["absent"])
+                        params["absent"], run=lambda argv: module.run_command(argv))
     except (FileSetError, OSError, ValueError) as exc:
         module.fail_json(msg="file_set: %s" % exc)
     module.exit_json(changed=bool(changed), changed_paths=changed)

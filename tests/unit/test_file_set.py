@@ -198,3 +198,55 @@ def test_absent_paths_go_and_a_missing_one_is_no_change(tmp_path):
     assert file_set.apply([], [], absent=absent) == [str(tmp_path / "old.timer")]
     assert not (tmp_path / "old.timer").exists()
     assert file_set.apply([], [], absent=absent) == []
+
+
+def run_argv(argv):
+    """What the module's run_command does with an argv, for the tests."""
+    import subprocess
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_validate_checks_the_new_content_before_it_replaces_the_file(tmp_path):
+    rules = tmp_path / "rules"
+    rules.write_bytes(b"good 1\n")
+    check = "grep -q ^good %s"
+    assert file_set.apply([], [dict(f(rules, b"good 2\n"), validate=check)], run=run_argv) == [str(rules)]
+    assert rules.read_bytes() == b"good 2\n"
+    with pytest.raises(file_set.FileSetError, match=r"the new content failed `grep -q \^good %s` \(rc 1\), the file is unchanged"):
+        file_set.apply([], [dict(f(rules, b"bad\n"), validate=check)], run=run_argv)
+    assert rules.read_bytes() == b"good 2\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rules"]  # no temporary file left
+
+
+def test_a_failed_validate_stops_the_files_after_it(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    with pytest.raises(file_set.FileSetError):
+        file_set.apply([], [dict(f(first, b"bad"), validate="grep -q ^good %s"), f(second, b"x")], run=run_argv)
+    assert not first.exists() and not second.exists()
+
+
+def test_validate_runs_only_when_the_content_changes_and_never_in_check_mode(tmp_path):
+    calls = []
+
+    def run(argv):
+        calls.append(argv)
+        return 1, "", "would fail"
+    rules = tmp_path / "rules"
+    rules.write_bytes(b"same")
+    os.chmod(rules, 0o640)
+    assert file_set.apply([], [dict(f(rules, b"same"), validate="nft --check --file %s")], run=run) == []
+    assert file_set.apply([], [dict(f(rules, b"new"), validate="nft --check --file %s")], check_mode=True, run=run) == [str(rules)]
+    assert calls == []
+
+
+def test_validate_names_the_file_in_its_argv_and_needs_the_placeholder(tmp_path):
+    seen = []
+
+    def run(argv):
+        seen.append(argv)
+        return 0, "", ""
+    file_set.apply([], [dict(f(tmp_path / "rules", b"x"), validate="nft --check --file %s")], run=run)
+    assert seen[0][:3] == ["nft", "--check", "--file"] and seen[0][3].startswith(str(tmp_path / ".file_set."))
+    with pytest.raises(file_set.FileSetError, match="validate must contain %s"):
+        file_set.apply([], [dict(f(tmp_path / "other", b"x"), validate="nft --check")], run=run)
