@@ -375,7 +375,7 @@ def main():
     try:
         files = [dict(item, data=_data(item)) for item in params["files"]]
         changed = apply(params["directories"], files, params["exclusive"], params["keep"], module.check_mode,
-                        params["absent"], run=lambda argv: module.run_command(argv))
+                        params["absent"], run=module.run_command)
     except (FileSetError, OSError, ValueError) as exc:
         module.fail_json(msg="file_set: %s" % exc)
     module.exit_json(changed=bool(changed), changed_paths=changed)
