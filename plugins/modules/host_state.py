@@ -85,6 +85,11 @@ packages:
   description: Package to its installed version; null when it is not installed.
   returned: always
   type: dict
+missing_packages:
+  description: The packages asked for that are not installed, in the order asked (what an install task needs to install).
+  returned: always
+  type: list
+  elements: str
 units:
   description: >-
     Unit to C(load) (C(loaded), C(not-found), ...), C(active) (C(active), C(inactive), C(failed), ...),
@@ -191,6 +196,11 @@ def parse_dpkg(text, packages):
     return out
 
 
+def missing(packages):
+    """The packages of a parse_dpkg result that are not installed, in the order asked."""
+    return [name for name, version in packages.items() if version is None]
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(read=dict(type="list", elements="path", default=[]),
@@ -222,7 +232,7 @@ def main():
             module.fail_json(msg="host_state: systemctl show failed: %s" % err.strip())
         units = parse_show(out, params["units"])
     module.exit_json(changed=False, files=files, links=read_links(params["links"]), users=read_users(params["users"]),
-                     groups=read_groups(params["groups"]), packages=packages, units=units)
+                     groups=read_groups(params["groups"]), packages=packages, missing_packages=missing(packages), units=units)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ def test_installed_packages_get_their_version_and_others_none():
             "git\tiU \t1:2.39.5-0+deb12u2\n")  # unpacked, not configured
     packages = host_state.parse_dpkg(text, ["python3", "python3-venv", "git", "redis-server"])
     assert packages == {"python3": "3.11.2-1+b1", "python3-venv": None, "git": None, "redis-server": None}
+    assert host_state.missing(packages) == ["python3-venv", "git", "redis-server"]
 
 
 def test_a_package_dpkg_did_not_name_is_none():
