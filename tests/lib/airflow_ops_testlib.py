@@ -76,11 +76,16 @@ class PlaybookRun:
         """Every task result: play, host, task (as the output names it), role, action, status."""
         return [event for event in self.events if event["event"] == "result"]
 
+    def _final_stats(self) -> dict | None:
+        """{host: its counts} of the run's final stats; None when the run ended without stats."""
+        stats = [event for event in self.events if event["event"] == "stats"]
+        return stats[-1]["hosts"] if stats else None
+
     @property
     def changed(self) -> int:
         """Sum of changed over the hosts of the final stats; -1 when the run ended without stats."""
-        stats = [event for event in self.events if event["event"] == "stats"]
-        return sum(host["changed"] for host in stats[-1]["hosts"].values()) if stats else -1
+        stats = self._final_stats()
+        return sum(host["changed"] for host in stats.values()) if stats is not None else -1
 
     @property
     def plays(self) -> list[str]:
@@ -109,8 +114,7 @@ class PlaybookRun:
 
     def changed_on(self, host: str) -> int:
         """changed in the final stats of one host; -1 when the run ended without stats or the host."""
-        stats = [event for event in self.events if event["event"] == "stats"]
-        return stats[-1]["hosts"].get(host, {}).get("changed", -1) if stats else -1
+        return (self._final_stats() or {}).get(host, {}).get("changed", -1)
 
     def results_of(self, task: str) -> dict[str, str]:
         """{host: status} of one task (the last time it ran per host)."""
@@ -146,15 +150,7 @@ def run_role(role: str, hosts: str, extra_vars: dict) -> PlaybookRun:
     The scenario's group_vars are left out, so the role sees exactly extra_vars: extra vars
     could override an input but never unset one.
     """
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    with tempfile.TemporaryDirectory() as tmp:
-        playbook = Path(tmp, "invalid.yml")
-        playbook.write_text(PLAY.format(role=role, hosts=hosts))
-        bare_inventory = Path(tmp, "hosts.json")
-        bare_inventory.write_text(json.dumps(_bare_inventory(inventory)))
-        varfile = Path(tmp, "vars.json")
-        varfile.write_text(json.dumps(extra_vars))
-        return _ansible_playbook(["-i", str(bare_inventory), str(playbook), "-e", f"@{varfile}"], timeout=600)
+    return _run_play(role, hosts, _bare_inventory(os.environ["MOLECULE_INVENTORY_FILE"]), extra_vars)
 
 
 def case_host(host: str, case: str) -> str:
@@ -167,17 +163,25 @@ def run_role_cases(role: str, host: str, cases: dict[str, dict]) -> PlaybookRun:
     alias of `host`, named by case_host, with the same connection), with only that case's inputs
     as its host vars. The scenario's group_vars are left out, as in run_role; each case fails or
     passes on its own, and one ansible-playbook start serves them all."""
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    connection = dict(_bare_inventory(inventory)["all"]["hosts"][host])
+    connection = dict(_bare_inventory(os.environ["MOLECULE_INVENTORY_FILE"])["all"]["hosts"][host])
     connection.setdefault("ansible_host", host)  # the container, whatever the alias
+    inventory = {"all": {"hosts": {case_host(host, case): {**inputs, **connection} for case, inputs in cases.items()}}}
+    return _run_play(role, "all", inventory)
+
+
+def _run_play(role: str, hosts: str, inventory: dict, extra_vars: dict | None = None) -> PlaybookRun:
+    """PLAY of the role on hosts of this inventory (a dict, written as JSON), with extra_vars if any."""
     with tempfile.TemporaryDirectory() as tmp:
         playbook = Path(tmp, "invalid.yml")
-        playbook.write_text(PLAY.format(role=role, hosts="all"))
-        bare_inventory = Path(tmp, "hosts.json")
-        bare_inventory.write_text(json.dumps({"all": {"hosts": {
-            case_host(host, case): {**inputs, **connection}
-            for case, inputs in cases.items()}}}))
-        return _ansible_playbook(["-i", str(bare_inventory), str(playbook)], timeout=600)
+        playbook.write_text(PLAY.format(role=role, hosts=hosts))
+        inventory_file = Path(tmp, "hosts.json")
+        inventory_file.write_text(json.dumps(inventory))
+        args = ["-i", str(inventory_file), str(playbook)]
+        if extra_vars is not None:
+            varfile = Path(tmp, "vars.json")
+            varfile.write_text(json.dumps(extra_vars))
+            args += ["-e", f"@{varfile}"]
+        return _ansible_playbook(args, timeout=600)
 
 
 def assert_case_refused(run: PlaybookRun, host: str, case: str, inputs: dict, expected: str) -> None:
