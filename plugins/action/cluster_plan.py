@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
-from ansible_collections.airflow_ops.celery.plugins.plugin_utils import cluster_plan
+from ansible_collections.airflow_ops.celery.plugins.plugin_utils import cluster_plan, dag_bundles
 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 
@@ -72,6 +72,13 @@ class ActionModule(ActionBase):
                 "vars": {name: self._value(host_vars, name) for name in plain if name in host_vars},
                 "secrets": {name: self._secret(host_vars, name) for name in secrets if name in host_vars},
             }
+            if "airflow_dag_bundles" in host_vars:
+                # compared between hosts (cluster_plan.check_dag_bundles): credentials as digests
+                try:
+                    bundles = dag_bundles.without_secrets(host_vars["airflow_dag_bundles"])
+                except Exception:  # an undefined (vault) variable in it: the role's preflight names it
+                    bundles = None
+                hosts[host]["vars"]["airflow_dag_bundles"] = bundles
         return {"groups": groups, "hosts": hosts,
                 "play_hosts": list(task_vars.get("ansible_play_hosts_all") or members)}
 

@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import re
 
+try:  # as the collection's plugin_utils under Ansible, or beside this file in the unit tests
+    from ansible_collections.airflow_ops.celery.plugins.plugin_utils import dag_bundles
+except ImportError:
+    import dag_bundles
+
 # The inputs the checks read (the action plugin passes what is defined of them).
 INPUTS = (
     "airflow_redis_password", "airflow_database_password", "airflow_result_backend_password", "airflow_fernet_key",
@@ -29,6 +34,8 @@ INPUTS = (
     "airflow_database_backups_keep", "airflow_database_backup", "airflow_database_backup_host", "airflow_database_host",
     "airflow_extra_config", "airflow_dags_src", "airflow_log_retention_days", "airflow_db_retention_days",
     "airflow_celery_result_retention_days", "airflow_install_source", "airflow_wheelhouse_glibc",
+    "airflow_dag_bundles", "airflow_dag_bundle_refresh_interval", "airflow_dag_bundle_cleanup_interval",
+    "airflow_dag_bundle_cleanup_age", "airflow_dag_bundle_cleanup_min_versions",
 )
 USER_ROLES = ("Admin", "Op", "User", "Viewer", "Public")
 FERNET = re.compile(r"[A-Za-z0-9_-]{43}=(,[A-Za-z0-9_-]{43}=)*")
@@ -214,6 +221,15 @@ def setting_errors(values: dict, ctx: Context) -> list[str]:
          "airflow_extra_config must map sections to {key: value} mappings.")
     dags_src = str(v.get("airflow_dags_src") or "")
     need(not dags_src or ctx.dags_src_is_dir, f"airflow_dags_src={dags_src} is not a directory on the controller.")
+    if "airflow_dag_bundles" in v:
+        errors.extend(dag_bundles.errors(v.get("airflow_dag_bundles"), ctx.host, dags_src))
+    need(in_range(v.get("airflow_dag_bundle_refresh_interval", 30), 1),
+         "airflow_dag_bundle_refresh_interval must be at least 1 (seconds).")
+    need(in_range(v.get("airflow_dag_bundle_cleanup_interval", 1800), 0),
+         "airflow_dag_bundle_cleanup_interval must be a number of seconds, or 0 (no cleanup).")
+    need(in_range(v.get("airflow_dag_bundle_cleanup_age", 21600), 0), "airflow_dag_bundle_cleanup_age must not be negative.")
+    need(in_range(v.get("airflow_dag_bundle_cleanup_min_versions", 10), 1),
+         "airflow_dag_bundle_cleanup_min_versions must be at least 1 (the newest version).")
     log_days, db_days, result_days = (v.get("airflow_log_retention_days"), v.get("airflow_db_retention_days"),
                                       v.get("airflow_celery_result_retention_days"))
     need(in_range(log_days, 0), f"airflow_log_retention_days={log_days} must be a number of days, or 0 (keep every log).")

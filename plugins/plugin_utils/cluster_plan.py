@@ -378,6 +378,26 @@ def check_derived_inputs(inv: Inventory, airflow_hosts: list[str], derived: dict
                               f"{user!r} (plugins/plugin_utils/redis_acl.py). Remove airflow_redis_user from the inventory.")
 
 
+def check_dag_bundles(inv: Inventory, cloning_hosts: list[str]) -> None:
+    """The dag-processors (scheduler hosts) and the workers must list the same DAG bundles with the same
+    credentials: a run records the bundle version its DAG was parsed from, and each worker fetches that
+    version itself. The action plugin passes each host's airflow_dag_bundles with digests for credentials."""
+    lists = {}
+    for host in cloning_hosts:
+        lists.setdefault(repr(inv.raw(host, "airflow_dag_bundles")), []).append(host)
+    if len(lists) > 1:
+        def names(host):
+            value = inv.raw(host, "airflow_dag_bundles")
+            if not isinstance(value, list):
+                return "the role default"
+            return ", ".join(str(bundle.get("name")) if isinstance(bundle, dict) else "?" for bundle in value) or "none"
+        spread = "; ".join(f"[{names(hosts[0])}] on {', '.join(hosts)}" for hosts in lists.values())
+        inv.errors.append(f"airflow_dag_bundles differs between the scheduler and worker hosts ({spread}; the same names "
+                          "with other settings or credentials count as different): each worker fetches the bundle version "
+                          "a run was parsed from, so they must list the same bundles with the same credentials. Set it "
+                          "once, in group_vars/all.")
+
+
 def listen_ports(inv: Inventory, host: str, monitoring: bool) -> list[tuple[str, int]]:
     """(input, port) of every service a host listens on, from its own settings."""
     ports = []
@@ -509,6 +529,7 @@ def plan(data: dict, roles: dict) -> dict:
                "airflow_database_name": database["name"], "airflow_database_user": database["user"],
                "airflow_result_backend_name": result_backend["name"], "airflow_result_backend_user": result_backend["user"]}
     check_derived_inputs(inv, airflow_hosts, derived)
+    check_dag_bundles(inv, unique(groups["scheduler"] + groups["workers"]))
 
     worker_networks = list(settings["site_worker_networks"] or [])
     admin_networks = list(settings["site_admin_networks"] or [])

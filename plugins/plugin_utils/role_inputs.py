@@ -16,9 +16,10 @@ import ipaddress
 import re
 
 try:  # as the collection's plugin_utils under Ansible, or beside this file in the unit tests
-    from ansible_collections.airflow_ops.celery.plugins.plugin_utils import airflow_inputs, web_auth
+    from ansible_collections.airflow_ops.celery.plugins.plugin_utils import airflow_inputs, dag_bundles, web_auth
 except ImportError:
     import airflow_inputs
+    import dag_bundles
     import web_auth
 
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
@@ -36,11 +37,20 @@ def breaks_lines(value) -> bool:
     return False
 
 
+def one_line_parts(name: str, value):
+    """The value without the fields that are meant to hold several lines (a bundle's SSH key and
+    known_hosts, which the role writes to files of their own)."""
+    if name == "airflow_dag_bundles" and isinstance(value, list):
+        return [{key: item for key, item in bundle.items() if key not in dag_bundles.MULTILINE_FIELDS}
+                if isinstance(bundle, dict) else bundle for bundle in value]
+    return value
+
+
 def line_break_errors(values: dict, host: str) -> list[str]:
     """Every input a role writes into a config file, environment file or unit is one line there: a
     CR, LF or NUL would end that line and start another the user did not mean (a second directive, a
     second environment variable). Names the inputs, never their values."""
-    bad = sorted(name for name, value in values.items() if breaks_lines(value))
+    bad = sorted(name for name, value in values.items() if breaks_lines(one_line_parts(name, value)))
     if not bad:
         return []
     return [f"{', '.join(bad)} on {host} {'holds' if len(bad) == 1 else 'hold'} a carriage return, line feed or NUL, which "

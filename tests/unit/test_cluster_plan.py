@@ -733,3 +733,26 @@ def test_an_unencrypted_ca_key_in_a_git_work_tree_that_keeps_it_is_named():
     assert cluster_plan.ca_key_notes("/srv/ops/tls/ca.key", True, "/srv/ops", False) == []  # encrypted
     assert cluster_plan.ca_key_notes("/srv/ops/tls/ca.key", False, "/srv/ops", True) == []  # git-ignored
     assert cluster_plan.ca_key_notes("/etc/ops/tls/ca.key", False, None, False) == []  # no repository
+
+
+# --- DAG bundles ---------------------------------------------------------------------------------
+
+def test_the_scheduler_and_worker_hosts_must_list_the_same_dag_bundles():
+    git = {"name": "team", "repo_url": "git@git:dags.git", "ssh_private_key": "digest-1"}
+    same = {"airflow_dag_bundles": [{"name": "dags-folder", "kind": "local"}, git]}
+    assert plan(inventory(SPLIT, common=same))
+    other_key = {"w2": {"airflow_dag_bundles": [{"name": "dags-folder", "kind": "local"}, dict(git, ssh_private_key="digest-2")]}}
+    text = one_error(inventory(SPLIT, common=same, host_vars=other_key))
+    assert text.startswith("airflow_dag_bundles differs between the scheduler and worker hosts ([dags-folder, team] on core, w1;"
+                           " [dags-folder, team] on w2;")
+    assert "digest" not in text
+    unset = {"w1": {"airflow_dag_bundles": None}}
+    assert "[the role default] on w1" in one_error(inventory(SPLIT, common=same, host_vars=unset))
+
+
+def test_hosts_that_never_clone_may_leave_dag_bundles_out():
+    # the api server, broker and database hosts do not build bundles
+    shape = dict(SPLIT, api_server=["api"])
+    data = inventory(shape, common={}, host_vars={host: {"airflow_dag_bundles": [{"name": "x", "kind": "local"}]}
+                                                  for host in ("core", "w1", "w2")})
+    assert plan(data)

@@ -98,6 +98,11 @@ CASES = {
     "airflow-negative-log-retention": ("airflow", dict(VALID_AIRFLOW, airflow_log_retention_days=-1),
                                        "airflow_log_retention_days=-1 must be a number of days"),
     "airflow-localhost-api": ("airflow", dict(VALID_AIRFLOW, airflow_api_server_host="localhost"), "airflow_api_server_host=localhost"),
+    "airflow-git-bundle-unpinned": ("airflow", dict(VALID_AIRFLOW, airflow_dag_bundles=[
+        {"name": "dags-folder", "kind": "local"},
+        {"name": "team", "repo_url": "git@git.example.com:data/dags.git",
+         "ssh_private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nmolecule-not-a-key\n-----END OPENSSH PRIVATE KEY-----"}]),
+        "airflow_dag_bundles on {host}, bundle team: an SSH repo_url needs known_hosts"),
     "airflow-bad-component": ("airflow", dict(VALID_AIRFLOW, airflow_components=["webserver"]), "airflow_components"),
     "worker-bad-concurrency": ("worker", dict(VALID_AIRFLOW, worker_concurrency="many"), "worker_concurrency"),
     "worker-stop-timeout-too-long": ("worker", dict(VALID_AIRFLOW, worker_stop_timeout=999999), "worker_stop_timeout=999999"),

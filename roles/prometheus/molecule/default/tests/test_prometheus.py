@@ -88,7 +88,7 @@ def test_the_alert_rules_are_loaded():
     assert status == 200
     rules = {rule["name"]: rule for group in body["data"]["groups"] for rule in group["rules"]}
     assert set(rules) == {"AirflowOpsTargetDown", "AirflowOpsBrokerOrDatabaseDown", "AirflowOpsCeleryWorkerOffline",
-                          "AirflowOpsSchedulerHeartbeatMissing", "AirflowOpsCertificateExpiresSoon",
+                          "AirflowOpsSchedulerHeartbeatMissing", "AirflowOpsDagBundleNotFetched", "AirflowOpsCertificateExpiresSoon",
                           "airflow_ops_tls_certificate_expiry_timestamp_seconds"}
     assert all(rule["health"] == "ok" for rule in rules.values()), rules
     # Everything is up: nothing fires but the alert of the certificate that ended (the next test).
