@@ -43,6 +43,8 @@ def recent(expr):
     # Airflow's own: the scheduler's heartbeat counter (StatsD, through the receiver on cl-db).
     'rate(collectd_statsd_derive_total{job="airflow",statsd="airflow.scheduler_heartbeat"}[1m]) > 0',
     'collectd_statsd_gauge{job="airflow",statsd=~"airflow.pool.open_slots.default_pool"}',
+    # The Git bundle's fetch watch on cl-scheduler (airflow-ops-bundle-age.timer): fetched recently.
+    'collectd_statsd_gauge{job="airflow",statsd="airflow.dag_bundle.git-dags.missed_refreshes"} < 3',
 ])
 def test_prometheus_has_recent_samples_from_every_source(expr):
     assert recent(expr)

@@ -122,8 +122,12 @@ def test_task_user_can_write_its_logs(host):
 
 @pytest.mark.parametrize("component", SERVICES)
 def test_units_write_only_logs(host, component):
+    """The logs; the dag-processor and the worker also the checkouts of Git DAG bundles."""
     paths = host.check_output(f"systemctl show -p ReadWritePaths --value airflow-{component}").split()
-    assert paths == ["/opt/airflow/logs"]
+    clones = component in ("dag-processor", "worker")
+    assert paths == ["/opt/airflow/logs"] + (["/opt/airflow/dag_bundles"] if clones else [])
+    bundles = host.file("/opt/airflow/dag_bundles")
+    assert (bundles.user, bundles.group, bundles.mode) == ("airflow", "airflow", 0o750)
 
 
 def test_config_is_celery_with_postgres_and_redis(host, node):
