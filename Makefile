@@ -76,7 +76,7 @@ demo-clean: venv
 
 # Timings of site.yml over the docker and ssh connections, install methods, memory per component:
 # bench/run (its docstring says what is measured), results in bench/results.md. Not part of test.
-# Parts: make bench BENCH_ARGS="--only docker|ssh|install" or BENCH_ARGS=--skip-install.
+# Parts: make bench BENCH_ARGS="--only docker,git" (any of docker, ssh, wheelhouse, git, install) or BENCH_ARGS=--skip-install.
 bench: venv platform
 	bench/run $(BENCH_ARGS)
 

@@ -384,11 +384,12 @@ def check_dag_bundles(inv: Inventory, cloning_hosts: list[str]) -> None:
     version itself. The action plugin passes each host's airflow_dag_bundles with digests for credentials."""
     lists = {}
     for host in cloning_hosts:
-        lists.setdefault(repr(inv.raw(host, "airflow_dag_bundles")), []).append(host)
+        # unset and [] are the role default alike
+        lists.setdefault(repr(inv.raw(host, "airflow_dag_bundles") or []), []).append(host)
     if len(lists) > 1:
         def names(host):
             value = inv.raw(host, "airflow_dag_bundles")
-            if not isinstance(value, list):
+            if not value or not isinstance(value, list):
                 return "the role default"
             return ", ".join(str(bundle.get("name")) if isinstance(bundle, dict) else "?" for bundle in value) or "none"
         spread = "; ".join(f"[{names(hosts[0])}] on {', '.join(hosts)}" for hosts in lists.values())

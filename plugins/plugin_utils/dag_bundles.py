@@ -55,6 +55,15 @@ SUBDIR = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\Z")
 KNOWN_HOSTS_LINE = re.compile(r"(@cert-authority\s+)?\S+\s+(ssh-|ecdsa-|sk-)\S+\s+\S+")
 
 
+# What an empty airflow_dag_bundles (the role default) means: the DAGs folder alone, as Airflow's default.
+DEFAULT = [{"name": "dags-folder", "kind": "local"}]
+
+
+def effective(bundles) -> list:
+    """The bundles a host gets: the list, or DEFAULT when it is empty."""
+    return bundles or DEFAULT
+
+
 def kind(bundle: dict) -> str:
     return str(bundle.get("kind", "git"))
 
@@ -78,9 +87,10 @@ def errors(bundles, host: str, dags_src: str = "") -> list[str]:
     where = f"{VARIABLE} on {host}"
     if bundles is None:
         return [f"{where} refers to a variable that is not defined (a vault variable of a key or token?)."]
-    if not isinstance(bundles, list) or not bundles or not all(isinstance(item, dict) for item in bundles):
-        return [f"{where} must be a non-empty list of bundles, each a mapping with a name (the default lists one local "
-                "bundle: [{name: dags-folder, kind: local}])."]
+    if not isinstance(bundles, list) or not all(isinstance(item, dict) for item in bundles):
+        return [f"{where} must be a list of bundles, each a mapping with a name (empty, the default: the DAGs folder "
+                "alone, [{name: dags-folder, kind: local}])."]
+    bundles = effective(bundles)
     problems = []
     names = [str(bundle.get("name", "")) for bundle in bundles]
     for bundle in bundles:
@@ -168,7 +178,7 @@ def plan(bundles: list, components: list, paths: dict, default_refresh: int = 30
     clones = any(component in CLONING_COMPONENTS for component in components)
     secrets_dir = paths["secrets_dir"]
     config_list, connections, files, probes, watched = [], {}, [], [], []
-    for bundle in bundles:
+    for bundle in effective(bundles):
         name = str(bundle["name"])
         if kind(bundle) == "local":
             config_list.append({"name": name, "classpath": LOCAL_CLASS, "kwargs": {

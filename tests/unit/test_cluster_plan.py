@@ -748,6 +748,8 @@ def test_the_scheduler_and_worker_hosts_must_list_the_same_dag_bundles():
     assert "digest" not in text
     unset = {"w1": {"airflow_dag_bundles": None}}
     assert "[the role default] on w1" in one_error(inventory(SPLIT, common=same, host_vars=unset))
+    # Left unset on one host and [] on another: both the role default.
+    assert plan(inventory(SPLIT, host_vars={"w1": {"airflow_dag_bundles": []}}))
 
 
 def test_hosts_that_never_clone_may_leave_dag_bundles_out():

@@ -57,9 +57,17 @@ def test_the_default_and_a_local_plus_git_list_are_fine():
                                           known_hosts=None, https_username="deploy", https_token="t0ken")], "h") == []
 
 
-@pytest.mark.parametrize("value", [[], {}, "dags", [None]])
-def test_a_bundle_list_must_be_a_non_empty_list_of_mappings(value):
-    assert "airflow_dag_bundles on cl-worker1 must be a non-empty list" in problems(value)
+@pytest.mark.parametrize("value", [{}, "dags", [None]])
+def test_a_bundle_list_must_be_a_list_of_mappings(value):
+    assert "airflow_dag_bundles on cl-worker1 must be a list of bundles" in problems(value)
+
+
+def test_an_empty_list_is_the_dags_folder_alone():
+    assert problems([], dags_src="/src/dags") == ""
+    planned = dag_bundles.plan([], ["dag-processor", "worker"], PATHS)
+    assert planned["config_list"] == [{"name": "dags-folder", "classpath": dag_bundles.LOCAL_CLASS,
+                                       "kwargs": {"path": "/opt/airflow/dags", "refresh_interval": 20}}]
+    assert planned["clones"] is False
 
 
 def test_an_undefined_reference_is_named():
