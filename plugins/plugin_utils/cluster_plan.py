@@ -21,8 +21,9 @@ import ipaddress
 import re
 
 try:  # as the collection's plugin_utils under Ansible, or beside this file in the unit tests
-    from ansible_collections.airflow_ops.celery.plugins.plugin_utils import redis_acl, web_auth
+    from ansible_collections.airflow_ops.celery.plugins.plugin_utils import db_budget, redis_acl, web_auth
 except ImportError:
+    import db_budget
     import redis_acl
     import web_auth
 
@@ -34,6 +35,8 @@ CLUSTER_DEFAULTS = {
     "site_api_server_host": None,
     "site_postgresql_extra_clients": [],
     "site_postgresql_max_connections": None,
+    "site_pgbouncer": True,
+    "site_pgbouncer_max_client_conn": None,
     "site_worker_batch": 1,
     "site_allow_colocated_workers": False,
     "site_tls": True,
@@ -55,6 +58,7 @@ ROLE_INPUTS = {
     "redis_port": "redis",
     "redis_exporter_port": "redis",
     "postgresql_port": "postgresql",
+    "postgresql_pgbouncer_port": "postgresql",
     "postgresql_exporter_port": "postgresql",
     "postgresql_airflow_database": "postgresql",
     "postgresql_airflow_user": "postgresql",
@@ -92,14 +96,6 @@ DERIVED_INPUTS = (
 PLANNED_INPUTS = ("airflow_redis_user",)
 # The Airflow secrets that derive from a setting of the broker or database host: that host holds them.
 SECRET_SOURCES = {derived: (group, source) for derived, group, source in DERIVED_INPUTS if "password" in derived}
-
-# Per scheduler host: scheduler, dag-processor and triggerer pools (3 x 15); per api server: 15
-# per uvicorn worker; one result-backend connection per worker slot; 20 spare. Rounded up to a
-# hundred: max_connections needs a restart, so adding a worker restarts PostgreSQL only when the
-# total crosses the next hundred.
-POOL_PER_SCHEDULER_HOST = 45
-POOL_PER_API_WORKER = 15
-SPARE_CONNECTIONS = 20
 
 WORKER_BATCH = re.compile(r"([1-9][0-9]*|([1-9][0-9]?|100)%)\Z")
 VAULT_EXAMPLE = 'Put the secret in Ansible Vault and reference it from group_vars, as inventories/prod/group_vars/all/ does (e.g. {0}: "{{{{ vault_{0} }}}}").'
@@ -223,7 +219,7 @@ def cluster_settings(inv: Inventory) -> dict:
             inv.errors.append(f"{name} differs between hosts ({spread}): it is a cluster setting, set it once for all "
                               "hosts (group_vars/all).")
         settings[name] = inv.raw(members[0], name, default) if members else default
-    for name in ("site_tls", "site_firewall", "site_allow_colocated_workers"):
+    for name in ("site_tls", "site_firewall", "site_allow_colocated_workers", "site_pgbouncer"):
         settings[name] = as_bool(settings[name])
     return settings
 
@@ -270,14 +266,20 @@ def check_cluster_settings(inv: Inventory, settings: dict) -> None:
         if local or text != str(api_host) or not re.fullmatch(r"[A-Za-z0-9.:-]+", str(api_host)):
             errors.append(f"site_api_server_host={api_host} must be an address or name every worker reaches the api "
                           "server at (e.g. a load balancer), never localhost, a loopback or 0.0.0.0.")
-    max_connections = settings["site_postgresql_max_connections"]
-    if max_connections is not None:
+    for name, low in (("site_postgresql_max_connections", 20), ("site_pgbouncer_max_client_conn", 10)):
+        value = settings[name]
+        if value is None:
+            continue
         try:
-            valid = int(str(max_connections)) >= 20
+            valid = not isinstance(value, bool) and int(str(value)) >= low
         except ValueError:
             valid = False
         if not valid:
-            errors.append(f"site_postgresql_max_connections={max_connections} must be a whole number of at least 20.")
+            errors.append(f"{name}={value} must be a whole number of at least {low}.")
+            settings[name] = None
+    if settings["site_pgbouncer_max_client_conn"] is not None and not settings["site_pgbouncer"]:
+        errors.append("site_pgbouncer_max_client_conn is set but site_pgbouncer is false: without PgBouncer there is no "
+                      "client limit of its own; remove the setting or turn site_pgbouncer on.")
 
 
 # Groups whose hosts hold what task code must not read: the database's superuser and data, the
@@ -354,10 +356,12 @@ def check_secrets(inv: Inventory, host_plans: dict) -> None:
                 inv.errors.append(f"{what} " + VAULT_EXAMPLE.format(source))
 
 
-def check_derived_inputs(inv: Inventory, airflow_hosts: list[str], derived: dict) -> None:
+def check_derived_inputs(inv: Inventory, airflow_hosts: list[str], derived: dict, pgbouncer: bool = False) -> None:
     """An Airflow host may not set an airflow_* input that site.yml takes from the broker or database."""
     for host in airflow_hosts:
         for name, group, source in DERIVED_INPUTS:
+            if name == "airflow_database_port" and pgbouncer:
+                source = "postgresql_pgbouncer_port"
             owner = inv.groups[group][0]
             if name in SECRET_SOURCES:
                 mine = inv.hosts.get(host, {}).get("secrets", {}).get(name, "__unset__")
@@ -399,13 +403,15 @@ def check_dag_bundles(inv: Inventory, cloning_hosts: list[str]) -> None:
                           "once, in group_vars/all.")
 
 
-def listen_ports(inv: Inventory, host: str, monitoring: bool) -> list[tuple[str, int]]:
+def listen_ports(inv: Inventory, host: str, monitoring: bool, pgbouncer: bool = False) -> list[tuple[str, int]]:
     """(input, port) of every service a host listens on, from its own settings."""
     ports = []
     if host in inv.groups["redis"]:
         ports.append(("redis_port", inv.get(host, "redis_port")))
     if host in inv.groups["postgresql"]:
         ports.append(("postgresql_port", inv.get(host, "postgresql_port")))
+        if pgbouncer:
+            ports.append(("postgresql_pgbouncer_port", inv.get(host, "postgresql_pgbouncer_port")))
     if monitoring and host in inv.groups["redis"]:
         ports.append(("redis_exporter_port", inv.get(host, "redis_exporter_port")))
     if monitoring and host in inv.groups["postgresql"]:
@@ -512,12 +518,18 @@ def plan(data: dict, roles: dict) -> dict:
     def addresses(hosts):
         return [inv.address(host) for host in hosts if inv.address(host)]
 
+    pgbouncer = settings["site_pgbouncer"]
     broker = {"host": redis_host, "address": inv.address(redis_host), "port": inv.get(redis_host, "redis_port")}
-    database = {"host": postgresql_host, "address": inv.address(postgresql_host),
-                "port": inv.get(postgresql_host, "postgresql_port"),
+    # What the Airflow hosts connect to: PgBouncer beside PostgreSQL (site_pgbouncer, the default), or
+    # PostgreSQL itself. The migration always goes to PostgreSQL itself (direct_port): it holds
+    # session-level advisory locks, which a transaction pooler cannot keep.
+    postgresql_port = inv.get(postgresql_host, "postgresql_port")
+    endpoint_port = inv.get(postgresql_host, "postgresql_pgbouncer_port") if pgbouncer else postgresql_port
+    database = {"host": postgresql_host, "address": inv.address(postgresql_host), "port": endpoint_port,
+                "direct_port": postgresql_port,
                 "name": inv.get(postgresql_host, "postgresql_airflow_database"),
                 "user": inv.get(postgresql_host, "postgresql_airflow_user")}
-    result_backend = {"host": postgresql_host, "address": database["address"], "port": database["port"],
+    result_backend = {"host": postgresql_host, "address": database["address"], "port": endpoint_port,
                       "name": inv.get(postgresql_host, "postgresql_result_backend_database"),
                       "user": inv.get(postgresql_host, "postgresql_result_backend_user")}
     api_server = {"host": groups["api_server"][0],
@@ -529,22 +541,32 @@ def plan(data: dict, roles: dict) -> dict:
     derived = {"airflow_redis_port": broker["port"], "airflow_database_port": database["port"],
                "airflow_database_name": database["name"], "airflow_database_user": database["user"],
                "airflow_result_backend_name": result_backend["name"], "airflow_result_backend_user": result_backend["user"]}
-    check_derived_inputs(inv, airflow_hosts, derived)
+    check_derived_inputs(inv, airflow_hosts, derived, pgbouncer)
     check_dag_bundles(inv, unique(groups["scheduler"] + groups["workers"]))
 
     worker_networks = list(settings["site_worker_networks"] or [])
     admin_networks = list(settings["site_admin_networks"] or [])
+    # Who may log in, and where: with PgBouncer, the clients below reach the pooler, and PostgreSQL
+    # itself admits from other hosts only the first scheduler host (which migrates) to the metadata.
     postgresql = {
         "airflow_clients": addresses(control_plane),
         "result_backend_clients": unique(addresses(unique(groups["scheduler"] + groups["workers"]))
                                          + list(settings["site_postgresql_extra_clients"] or []) + worker_networks),
+        "direct_clients": addresses(groups["scheduler"][:1]) if pgbouncer else [],
     }
-    slots = sum(inv.get(host, "worker_concurrency") for host in groups["workers"])
-    api_workers = sum(inv.get(host, "airflow_api_server_workers") for host in groups["api_server"])
-    wanted = SPARE_CONNECTIONS + POOL_PER_SCHEDULER_HOST * len(groups["scheduler"]) + POOL_PER_API_WORKER * api_workers + slots
-    postgresql["max_connections"] = (int(settings["site_postgresql_max_connections"])
-                                     if settings["site_postgresql_max_connections"] is not None and not inv.errors
-                                     else (wanted + 99) // 100 * 100)
+    connections = db_budget.budget(
+        {host: {"components": host_components(inv, host),
+                "api_workers": inv.get(host, "airflow_api_server_workers") if host in groups["api_server"] else 0,
+                "concurrency": inv.get(host, "worker_concurrency") if host in groups["workers"] else 0}
+         for host in airflow_hosts},
+        pgbouncer, settings["site_postgresql_max_connections"], settings["site_pgbouncer_max_client_conn"])
+    inv.errors.extend(connections.pop("errors"))
+    postgresql["max_connections"] = connections["max_connections"]
+    postgresql["pgbouncer"] = {"enabled": pgbouncer, "port": inv.get(postgresql_host, "postgresql_pgbouncer_port"),
+                               "max_client_conn": connections["max_client_conn"],
+                               "metadata_pool": connections["pools"].get("metadata", 0),
+                               "result_backend_pool": connections["pools"].get("result_backend", 0),
+                               "reserve_pool": db_budget.RESERVE_POOL if pgbouncer else 0}
 
     monitoring_sources = addresses([monitoring_host]) if monitoring_host else []
     airflow_sources = addresses(airflow_hosts) + worker_networks
@@ -573,15 +595,19 @@ def plan(data: dict, roles: dict) -> dict:
     for host in inv.members():
         roles_of_host = host_roles(inv, host, settings)
         components = host_components(inv, host)
-        ports = listen_ports(inv, host, bool(monitoring_host))
+        ports = listen_ports(inv, host, bool(monitoring_host), pgbouncer)
         check_port_clashes(inv, host, ports)
         port_of = dict(ports)
         rules = []
         if "redis_port" in port_of:
             rules.append({"name": "Redis broker: the Airflow hosts", "port": port_of["redis_port"], "sources": airflow_sources})
+        clients = unique(postgresql["airflow_clients"] + postgresql["result_backend_clients"])
+        if "postgresql_pgbouncer_port" in port_of:
+            rules.append({"name": "PgBouncer: the Airflow hosts its hba admits", "port": port_of["postgresql_pgbouncer_port"],
+                          "sources": clients})
         if "postgresql_port" in port_of:
             rules.append({"name": "PostgreSQL: the clients pg_hba admits", "port": port_of["postgresql_port"],
-                          "sources": unique(postgresql["airflow_clients"] + postgresql["result_backend_clients"])})
+                          "sources": postgresql["direct_clients"] if pgbouncer else clients})
         if "airflow_api_server_port" in port_of:
             rules.append({"name": "api server: the Airflow hosts (execution API) and site_admin_networks (UI, REST API)",
                           "port": port_of["airflow_api_server_port"], "sources": airflow_sources + admin_networks})
@@ -636,6 +662,7 @@ def plan(data: dict, roles: dict) -> dict:
         "api_server": api_server,
         "statsd": statsd,
         "postgresql": postgresql,
+        "connections": connections,
         "prometheus_targets": prometheus_targets,
         "prometheus_postgresql_target": postgresql_target,
         "prometheus_flower_target": flower_target,

@@ -158,13 +158,23 @@ def test_nothing_else_is_open(shape):
 def test_split_plan_golden():
     result = plan(inventory(SPLIT))
     assert result["broker"] == {"host": "data", "address": "10.0.0.1", "port": 6379}
-    assert result["database"] == {"host": "data", "address": "10.0.0.1", "port": 5432, "name": "airflow", "user": "airflow"}
-    assert result["result_backend"]["user"] == "airflow_celery"
+    # Through PgBouncer (site_pgbouncer, on by default); the migration goes to PostgreSQL's own port.
+    assert result["database"] == {"host": "data", "address": "10.0.0.1", "port": 6432, "direct_port": 5432,
+                                  "name": "airflow", "user": "airflow"}
+    assert result["result_backend"]["user"] == "airflow_celery" and result["result_backend"]["port"] == 6432
     assert result["api_server"] == {"host": "core", "address": "10.0.0.2", "port": 8080}
     assert result["postgresql"] == {"airflow_clients": ["10.0.0.2"],
                                     "result_backend_clients": ["10.0.0.2", "10.0.0.3", "10.0.0.4"],
-                                    # 20 + 45 + 15 x 2 + 16 x 2 = 127
-                                    "max_connections": 200}
+                                    "direct_clients": ["10.0.0.2"],
+                                    # PgBouncer's pools: metadata 3 x 3 processes + 5 x 2 api workers = 19,
+                                    # results 1 x 3 hosts, at least 5; reserve 3 each; 30 + 10 + 3 fit the fixed 100.
+                                    "max_connections": 100,
+                                    "pgbouncer": {"enabled": True, "port": 6432, "max_client_conn": 200, "metadata_pool": 19,
+                                                  "result_backend_pool": 5, "reserve_pool": 3}}
+    # core: 15 each for scheduler, dag-processor, triggerer; 2 x 2 x 15 for the api server; 15 results
+    assert result["connections"]["clients"] == {"core": 120, "w1": 16, "w2": 16}
+    data_rules = {rule["port"]: rule["sources"] for rule in result["hosts"]["data"]["firewall_rules"]}
+    assert data_rules[6432] == ["10.0.0.2", "10.0.0.3", "10.0.0.4"] and data_rules[5432] == ["10.0.0.2"]
     assert result["hosts"]["core"]["components"] == ["scheduler", "dag-processor", "triggerer", "api-server", "flower"]
     assert result["hosts"]["core"]["roles"] == ["_airflow_common", "airflow", "flower", "firewall"]
     assert result["hosts"]["data"]["roles"] == ["redis", "postgresql", "firewall"]
@@ -222,7 +232,7 @@ def test_monitoring_plan_golden():
     assert plan(inventory(dict(CLUSTER, flower=[])))["prometheus_flower_target"] == {}
     assert plan(inventory(SPLIT))["prometheus_flower_target"] == {}
     assert [entry["input"] for entry in result["hosts"]["cl-db"]["listen"]] == [
-        "postgresql_port", "postgresql_exporter_port", "prometheus_port"]
+        "postgresql_port", "postgresql_pgbouncer_port", "postgresql_exporter_port", "prometheus_port"]
 
 
 def test_statsd_receiver_off_leaves_statsd_host_empty():
@@ -233,28 +243,67 @@ def test_statsd_receiver_off_leaves_statsd_host_empty():
 def test_queues_per_worker_each_worker_admitted_and_its_slots_counted():
     groups, common = SHAPES["queues-per-worker"]
     result = plan(inventory(groups, common=common, host_vars=SHAPE_HOST_VARS["queues-per-worker"]))
-    # 20 + 45 + 15 x 2 + 8 + 16 (w2's default) + 2 = 121
-    assert result["postgresql"]["max_connections"] == 200
+    slots = SHAPE_HOST_VARS["queues-per-worker"]["gpu1"]["worker_concurrency"]
+    assert result["connections"]["clients"]["gpu1"] == slots and result["connections"]["clients"]["w2"] == 16
     gpu = result["hosts"]["gpu1"]
     assert gpu["components"] == ["worker"] and gpu["firewall_rules"][0]["port"] == 8793
     assert gpu["address"] in result["postgresql"]["result_backend_clients"]
-    assert gpu["address"] in result["hosts"]["data"]["firewall_rules"][0]["sources"]
+    pooler = [rule for rule in result["hosts"]["data"]["firewall_rules"] if rule["name"].startswith("PgBouncer")][0]
+    assert gpu["address"] in pooler["sources"]
 
 
-def test_max_connections_counts_slots_schedulers_and_api_workers():
+def test_max_connections_without_pgbouncer_counts_every_client():
     groups = dict(SPLIT, scheduler=["s1", "s2"], api_server=["a1", "a2"])
-    result = plan(inventory(groups, common={"airflow_api_server_workers": 4},
+    result = plan(inventory(groups, common={"airflow_api_server_workers": 4, "site_pgbouncer": False},
                             host_vars={"w1": {"worker_concurrency": 64}, "w2": {"worker_concurrency": "32"}}))
-    # 20 + 2 x 45 + 2 x 4 x 15 + 64 + 32 = 326
-    assert result["postgresql"]["max_connections"] == 400
-    assert plan(inventory(SPLIT, common={"site_postgresql_max_connections": 250}))["postgresql"]["max_connections"] == 250
+    # schedulers 2 x (45 + 15), api servers 2 x 4 x 30, workers 64 + 32: 456; + 13 = 469
+    assert result["connections"]["client_total"] == 456
+    assert result["postgresql"]["max_connections"] == 500
+    assert result["database"]["port"] == 5432 and result["postgresql"]["direct_clients"] == []
+    assert result["postgresql"]["pgbouncer"]["enabled"] is False
+    data_rules = {rule["port"]: rule["sources"] for rule in result["hosts"]["data"]["firewall_rules"]}
+    assert 6432 not in data_rules and "10.0.0.4" in data_rules[5432]
+    assert plan(inventory(SPLIT, common={"site_postgresql_max_connections": 250, "site_pgbouncer": False})
+                )["postgresql"]["max_connections"] == 250
+
+
+def test_max_connections_behind_pgbouncer_stays_fixed_as_workers_are_added():
+    small = plan(inventory(SPLIT))
+    groups = dict(SPLIT, workers=[f"w{n}" for n in range(1, 41)])
+    big = plan(inventory(groups, host_vars={f"w{n}": {"worker_concurrency": 32} for n in range(1, 41)}))
+    assert small["postgresql"]["max_connections"] == big["postgresql"]["max_connections"] == 100
+    # 40 workers x 32 slots + core 120 = 1400 clients; PgBouncer admits 1750 of them
+    assert big["connections"]["client_total"] == 1400 and big["postgresql"]["pgbouncer"]["max_client_conn"] == 1800
+    assert big["postgresql"]["pgbouncer"]["result_backend_pool"] == 20
+
+
+def test_an_inventory_over_its_connection_budget_is_refused_with_the_numbers():
+    message = one_error(inventory(SPLIT, common={"site_postgresql_max_connections": 40}))
+    assert message.startswith("site_postgresql_max_connections=40 is too small: PgBouncer's pools (metadata 19 + result "
+                              "backend 5 + reserve 6) 30 + 10 direct + 3 superuser reserved = 43. Set it to at least 43")
+    message = one_error(inventory(SPLIT, common={"site_postgresql_max_connections": 100, "site_pgbouncer": False}))
+    assert "152 + 10 direct + 3 superuser reserved = 165" in message and "without PgBouncer" in message
+    message = one_error(inventory(SPLIT, common={"site_pgbouncer_max_client_conn": 100}))
+    assert message == ("site_pgbouncer_max_client_conn=100 is below the 152 connections the Airflow hosts may open (core 120, "
+                       "w1 16, w2 16). Set it at least to 152, or leave it unset (200).").replace("Set it at least to", "Set it to at least")
+    assert one_error(inventory(SPLIT, common={"site_pgbouncer": False, "site_pgbouncer_max_client_conn": 300})).startswith(
+        "site_pgbouncer_max_client_conn is set but site_pgbouncer is false")
+
+
+def test_the_budget_is_printed_with_every_plan():
+    assert plan(inventory(SPLIT))["connections"]["summary"] == (
+        "Database connections: the Airflow hosts may open 152 (core 120, w1 16, w2 16); PgBouncer admits 200 and gives them "
+        "30 server connections (pools: metadata 19, result backend 5; reserve 6); PostgreSQL max_connections 100 (needs 30 + "
+        "10 direct + 3 superuser reserved).")
 
 
 def test_settings_of_the_broker_and_database_reach_every_endpoint():
     data = {"redis_port": 6380, "postgresql_port": "5433", "postgresql_airflow_database": "meta"}
     result = plan(inventory(SPLIT, host_vars={"data": data}))
     assert result["broker"]["port"] == 6380
-    assert result["database"]["port"] == 5433 and result["result_backend"]["port"] == 5433
+    assert result["database"]["direct_port"] == 5433 and result["database"]["port"] == 6432
+    assert plan(inventory(SPLIT, host_vars={"data": dict(data, postgresql_pgbouncer_port=7432)}))["result_backend"]["port"] == 7432
+    assert plan(inventory(SPLIT, common={"site_pgbouncer": False}, host_vars={"data": data}))["result_backend"]["port"] == 5433
     assert result["database"]["name"] == "meta"
 
 
@@ -337,8 +386,10 @@ def test_firewall_rules_golden_for_the_cluster_scenario():
     assert result["hosts"]["cl-worker1"]["firewall_rules"] == [
         {"name": "worker log server: the api servers", "port": 8793, "sources": ["10.0.0.4"]}]
     db_rules = {rule["name"]: rule for rule in result["hosts"]["cl-db"]["firewall_rules"]}
-    assert db_rules["PostgreSQL: the clients pg_hba admits"]["sources"] == [
+    assert db_rules["PgBouncer: the Airflow hosts its hba admits"]["sources"] == [
         "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.99"]
+    # PostgreSQL itself: the scheduler host alone, which migrates the database.
+    assert db_rules["PostgreSQL: the clients pg_hba admits"]["sources"] == ["10.0.0.3"]
     assert db_rules["StatsD receiver: the Airflow hosts"] == {
         "name": "StatsD receiver: the Airflow hosts", "protocol": "udp", "port": 8125, "sources": airflow}
     assert result["hosts"]["cl-db"]["roles"][-1] == "firewall"
@@ -484,6 +535,7 @@ def test_worker_without_address_is_fine_without_firewall():
     ("site_api_server_host", "0.0.0.0", "site_api_server_host=0.0.0.0 must be"),
     ("site_api_server_host", "lb.example.com\n", "must be an address or name every worker reaches"),
     ("site_postgresql_max_connections", 5, "site_postgresql_max_connections=5 must be a whole number of at least 20."),
+    ("site_pgbouncer_max_client_conn", "many", "site_pgbouncer_max_client_conn=many must be a whole number of at least 10."),
     ("site_postgresql_max_connections", "lots", "site_postgresql_max_connections=lots must be"),
 ])
 def test_bad_cluster_setting(name, value, expected):
@@ -581,7 +633,7 @@ def test_missing_secret_is_reported_once_on_its_owner():
 
 @pytest.mark.parametrize(("name", "value", "expected"), [
     ("airflow_redis_password", "another", "airflow_redis_password is set for w2 and differs from redis_password on data."),
-    ("airflow_database_port", 5433, "airflow_database_port is set for w2 and differs from postgresql_port on data."),
+    ("airflow_database_port", 5433, "airflow_database_port is set for w2 and differs from postgresql_pgbouncer_port on data."),
     ("airflow_result_backend_user", "other", "airflow_result_backend_user is set for w2 and differs from "
                                              "postgresql_result_backend_user on data."),
 ])
@@ -594,7 +646,7 @@ def test_airflow_copy_of_a_server_setting(name, value, expected):
 
 
 def test_airflow_copy_equal_to_the_server_setting_is_accepted():
-    data = inventory(SPLIT, host_vars={"w2": {"airflow_database_port": "5432"}},
+    data = inventory(SPLIT, host_vars={"w2": {"airflow_database_port": "6432"}},
                      secrets={"w2": {"airflow_redis_password": SECRETS["redis_password"]}})
     assert plan(data)
 
@@ -690,11 +742,17 @@ def test_plan_reproduces_the_settings_the_jinja_gave(name):
     computed for the same inventory before the plan (recorded in <name>.expected.json), plus what the
     plan added since: the rule of the triggerer's log server (8794, the api servers)."""
     data, common = golden_inventory(name)
+    # Recorded before PgBouncer (site_pgbouncer) and the connection budget (db_budget.py, its own tests):
+    # the rest must be as it was.
+    for entry in data["hosts"].values():
+        entry["vars"]["site_pgbouncer"] = False
     result = plan(data)
     expected = json.loads((GOLDEN / f"{name}.expected.json").read_text())
     assert sorted(expected) == sorted(result["hosts"])
     for host, settings in expected.items():
         mine = effective(result, host, common)
+        mine.pop("postgresql_max_connections")
+        settings = {k: v for k, v in settings.items() if k != "postgresql_max_connections"}
         if not result["monitoring"]["enabled"]:
             # Without a monitoring host no Prometheus reads the targets (the Jinja computed them anyway).
             settings = {k: v for k, v in settings.items() if k != "prometheus_targets"}
