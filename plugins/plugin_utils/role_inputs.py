@@ -163,6 +163,20 @@ def postgresql(v: dict, ctx: dict) -> list[str]:
                       f"it, or postgresql_listen_addresses), postgresql_exporter_port={v.get('postgresql_exporter_port')} "
                       f"(1-65535, not postgresql_port {v.get('postgresql_port')}); the login `{exporter_user}` is the "
                       "exporter's, so neither postgresql_airflow_user nor postgresql_result_backend_user may be it.")
+    if v.get("postgresql_pgbouncer_enabled"):
+        bouncer = v.get("postgresql_pgbouncer_port")
+        direct_bad = not_networks(v.get("postgresql_direct_clients"))
+        sizes = {name: whole(v.get(name)) for name in ("postgresql_pgbouncer_max_client_conn", "postgresql_pgbouncer_metadata_pool",
+                                                       "postgresql_pgbouncer_result_backend_pool")}
+        if (not port(bouncer) or whole(bouncer) in (whole(v.get("postgresql_port")), whole(v.get("postgresql_exporter_port")))
+                or direct_bad or any((size or 0) < 1 for size in sizes.values())
+                or (whole(v.get("postgresql_pgbouncer_reserve_pool")) is None or whole(v.get("postgresql_pgbouncer_reserve_pool")) < 0)):
+            errors.append(f"Invalid PgBouncer settings: postgresql_pgbouncer_port={bouncer} (1-65535, not postgresql_port "
+                          f"{v.get('postgresql_port')} nor postgresql_exporter_port {v.get('postgresql_exporter_port')}); "
+                          + "; ".join(f"{name}={value} (at least 1)" for name, value in sizes.items())
+                          + f"; postgresql_pgbouncer_reserve_pool={v.get('postgresql_pgbouncer_reserve_pool')} (0 or more); "
+                          f"postgresql_direct_clients={v.get('postgresql_direct_clients')} (IPv4/IPv6 addresses or CIDRs; not valid: "
+                          f"{', '.join(direct_bad)}).")
     if v.get("postgresql_exporter_enabled"):
         errors += login_list_errors("postgresql_exporter_basic_auth", v.get("postgresql_exporter_basic_auth"), "prometheus", optional=True)
         cert, key = str(v.get("postgresql_exporter_tls_cert_file") or ""), str(v.get("postgresql_exporter_tls_key_file") or "")
@@ -175,13 +189,33 @@ def worker(v: dict, ctx: dict) -> list[str]:
     queues = v.get("worker_queues") or []
     visibility = ctx.get("visibility_timeout", 21600)
     concurrency, stop = v.get("worker_concurrency"), v.get("worker_stop_timeout")
+    errors = []
     if ((whole(concurrency) or 0) < 1 or not queues
             or [queue for queue in queues if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(queue))]
             or not 1 <= (whole(stop) or 0) <= (whole(visibility) or 21600)):
-        return [f"Invalid worker settings: worker_concurrency={concurrency} (at least 1); worker_queues={queues} (at least one "
-                f"name of letters, digits, _.-); worker_stop_timeout={stop} (seconds, at least the longest task, at most "
-                f"airflow_celery_visibility_timeout={visibility}, after which Redis hands an unfinished task to another worker)."]
-    return []
+        errors.append(f"Invalid worker settings: worker_concurrency={concurrency} (at least 1); worker_queues={queues} (at least one "
+                      f"name of letters, digits, _.-); worker_stop_timeout={stop} (seconds, at least the longest task, at most "
+                      f"airflow_celery_visibility_timeout={visibility}, after which Redis hands an unfinished task to another worker).")
+    memory = str(v.get("worker_memory_max", "85%")).strip()
+    if not memory_bound(memory):
+        errors.append(f"worker_memory_max={v.get('worker_memory_max')!r} must be a memory size for systemd's MemoryMax: a whole "
+                      "number of bytes with K, M, G or T (at least 256M), or a percentage of the host's memory (10%-100%).")
+    for name in ("worker_max_tasks_per_child", "worker_max_memory_per_child"):
+        if whole(v.get(name, 0)) is None or whole(v.get(name, 0)) < 0:
+            errors.append(f"{name}={v.get(name)!r} must be a whole number, 0 for no limit.")
+    return errors
+
+
+MEMORY_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def memory_bound(text: str) -> bool:
+    """A worker_memory_max systemd takes and that leaves a worker room to run: 256M or more, or 10%-100%."""
+    percent = re.fullmatch(r"([0-9]{1,3})%", text)
+    if percent:
+        return 10 <= int(percent.group(1)) <= 100
+    size = re.fullmatch(r"([0-9]+)([KMGT]?)", text)
+    return bool(size) and int(size.group(1)) * MEMORY_UNITS[size.group(2)] >= 256 << 20
 
 
 def login_list_errors(name: str, value, user: str = "ops", optional: bool = False) -> list[str]:

@@ -123,6 +123,23 @@ def test_the_shared_airflow_inputs_go_through_the_same_entry():
     ("worker", {"worker_stop_timeout": 999999},
      "worker_stop_timeout=999999 (seconds, at least the longest task, at most airflow_celery_visibility_timeout=21600", None),
     ("worker", {"worker_stop_timeout": 0}, "worker_stop_timeout=0", None),
+    ("worker", {"worker_memory_max": "lots"}, "worker_memory_max='lots' must be a memory size for systemd's MemoryMax", None),
+    ("worker", {"worker_memory_max": "100M"}, "worker_memory_max='100M' must be", None),
+    ("worker", {"worker_memory_max": "5%"}, "worker_memory_max='5%' must be", None),
+    ("worker", {"worker_memory_max": "150%"}, "worker_memory_max='150%' must be", None),
+    ("worker", {"worker_memory_max": "2 G"}, "worker_memory_max='2 G' must be", None),
+    ("worker", {"worker_max_tasks_per_child": -1}, "worker_max_tasks_per_child=-1 must be a whole number, 0 for no limit.", None),
+    ("worker", {"worker_max_memory_per_child": "big"}, "worker_max_memory_per_child='big' must be a whole number", None),
+    ("postgresql", {"postgresql_pgbouncer_enabled": True, "postgresql_pgbouncer_port": 5432},
+     "Invalid PgBouncer settings: postgresql_pgbouncer_port=5432 (1-65535, not postgresql_port 5432", None),
+    ("postgresql", {"postgresql_pgbouncer_enabled": True, "postgresql_pgbouncer_port": 9187},
+     "postgresql_pgbouncer_port=9187 (1-65535, not postgresql_port 5432 nor postgresql_exporter_port 9187)", None),
+    ("postgresql", {"postgresql_pgbouncer_enabled": True, "postgresql_pgbouncer_metadata_pool": 0},
+     "postgresql_pgbouncer_metadata_pool=0 (at least 1)", None),
+    ("postgresql", {"postgresql_pgbouncer_enabled": True, "postgresql_pgbouncer_reserve_pool": -1},
+     "postgresql_pgbouncer_reserve_pool=-1 (0 or more)", None),
+    ("postgresql", {"postgresql_pgbouncer_enabled": True, "postgresql_direct_clients": ["anyone"]},
+     "postgresql_direct_clients=['anyone'] (IPv4/IPv6 addresses or CIDRs; not valid: anyone)", None),
     ("flower", {"flower_basic_auth": "ops:Sh0rt!"}, 'flower_basic_auth must be "user:password"', "Sh0rt!"),
     ("flower", {"flower_basic_auth": "ops:long-enough-Secret,second"}, "flower_basic_auth must be", "long-enough-Secret"),
     ("flower", {"flower_port": 0}, "Invalid Flower settings, flower_port=0 (1-65535)", None),
@@ -173,6 +190,9 @@ def test_firewall_ssh_port_from_the_connection():
 def test_numbers_given_as_strings_pass():
     assert check("redis", redis_port="6380", redis_exporter_port="9121", redis_exporter_enabled=True) == []
     assert check("worker", worker_concurrency="4", worker_stop_timeout="600") == []
+    for bound in ("85%", "100%", "10%", "1536M", "4G", "268435456", "1T"):
+        assert check("worker", worker_memory_max=bound) == [], bound
+    assert check("postgresql", postgresql_pgbouncer_enabled=True, postgresql_direct_clients=["10.0.0.2"]) == []
 
 
 def test_empty_rules_pass():
