@@ -64,9 +64,21 @@ def unit(host: str, name: str) -> dict:
     return info
 
 
-def cgroup_pids(host: str, name: str) -> set[str]:
+def cgroup_file(host: str, name: str, controller: str, *files: str) -> str:
+    """The first of `files` in the unit's cgroup that exists: under the unified hierarchy (cgroup v2) or the
+    controller's own (v1, as on hosts that still mount it; this test machine's kernel does). "" if none."""
     group = unit(host, name)["ControlGroup"]
-    return set(sh(host, f"cat /sys/fs/cgroup{group}/cgroup.procs", check=False).split()) if group else set()
+    if not group:
+        return ""
+    paths = [f"{root}{group}/{file}" for file in files for root in ("/sys/fs/cgroup", f"/sys/fs/cgroup/{controller}")]
+    return sh(host, "for p in " + " ".join(paths) + "; do [ -e \"$p\" ] && echo \"$p\" && break; done", check=False)
+
+
+def cgroup_pids(host: str, name: str) -> set[str]:
+    path = cgroup_file(host, name, "systemd", "cgroup.procs")
+    if not path:
+        raise RuntimeError(f"{host}: no cgroup.procs for {name}")
+    return set(sh(host, f"cat {path}", check=False).split())
 
 
 def still_alive(host: str, pids: set[str]) -> list[str]:
@@ -351,7 +363,136 @@ def on_all(hosts, action) -> None:
         raise RuntimeError("; ".join(errors))
 
 
+MEMORY = "airflow_ops_memory"
+DATABASES = ("airflow", "airflow_celery")  # postgresql_airflow_database, postgresql_result_backend_database
+
+
+def server_connections() -> dict:
+    """PostgreSQL's connections to the two databases, by where they come from: through PgBouncer (the
+    local socket) or straight from another host."""
+    rows = sh("cl-db", "runuser -u postgres -- psql -XAt -F ' ' -c \"SELECT coalesce(host(client_addr), 'local'), count(*) "
+                       f"FROM pg_stat_activity WHERE datname IN ('{DATABASES[0]}', '{DATABASES[1]}') GROUP BY 1\"", check=False)
+    counts = {line.split()[0]: int(line.split()[1]) for line in rows.splitlines() if line.strip()}
+    return {"pooled": counts.pop("local", 0), "direct": counts}
+
+
+def pooler_clients() -> int:
+    """Client connections PgBouncer holds (established TCP connections to its port)."""
+    out = sh("cl-db", "ss -Htn state established '( sport = :6432 )' | wc -l", check=False)
+    return int(out or 0)
+
+
+def pgbouncer_budget() -> dict:
+    """The server connections PgBouncer may open, from its settings file: the pools plus their reserve."""
+    ini = sh("cl-db", "cat /etc/pgbouncer/airflow-ops.ini")
+    pools = [int(part.split("=")[1]) for line in ini.splitlines() for part in line.split() if part.startswith("pool_size=")]
+    reserve = int(next(line.split("=")[1] for line in ini.splitlines() if line.startswith("reserve_pool_size")))
+    max_connections = int(sh("cl-db", "runuser -u postgres -- psql -XAtc 'SHOW max_connections'"))
+    return {"pools": pools, "reserve": reserve, "server_limit": sum(pools) + reserve * len(pools),
+            "max_connections": max_connections}
+
+
+def drill_pool_fanout(cluster: Cluster) -> dict:
+    """64 parallel tasks through PgBouncer while PostgreSQL's max_connections is small: the peak of
+    server connections (sampled every half second on the database host) against the budget."""
+    began = time.time()
+    samples, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            samples.append(dict(server_connections(), clients=pooler_clients(), at=round(time.time() - began, 1)))
+            stop.wait(0.5)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        run_id = cluster.start(tasks=64, seconds=5)
+        result = cluster.summary(run_id, began)
+    finally:
+        stop.set()
+        sampler.join()
+    result.update(pgbouncer_budget(), samples=len(samples),
+                  peak_pooled=max((s["pooled"] for s in samples), default=0),
+                  peak_direct=max((sum(s["direct"].values()) for s in samples), default=0),
+                  direct_from=sorted({addr for s in samples for addr in s["direct"]}),
+                  peak_clients=max((s["clients"] for s in samples), default=0))
+    return result
+
+
+def memory_events(host: str, name: str) -> dict:
+    """The unit's memory events (v2 memory.events; v1 memory.oom_control), oom_kill among them."""
+    path = cgroup_file(host, name, "memory", "memory.events", "memory.oom_control")
+    if not path:
+        raise RuntimeError(f"{host}: no memory events for {name}")
+    out = sh(host, f"cat {path}", check=False)
+    return {line.split()[0]: int(line.split()[1]) for line in out.splitlines() if len(line.split()) == 2}
+
+
+def anon_bytes(host: str, name: str) -> int:
+    """The unit's anonymous memory (v2 memory.stat anon; v1 rss): what its processes allocated."""
+    path = cgroup_file(host, name, "memory", "memory.stat")
+    out = sh(host, f"grep -E '^(anon|rss) ' {path}", check=False) if path else ""
+    if not out:
+        raise RuntimeError(f"{host}: no anonymous memory figure for {name}")
+    return int(out.split()[1])
+
+
+def unit_pids(host: str) -> dict[str, str]:
+    """MainPID of every running service of a host."""
+    out = sh(host, "systemctl list-units --type=service --state=running --no-legend --plain | awk '{print $1}'", check=False)
+    return {name: unit(host, name)["MainPID"] for name in out.split()}
+
+
+def drill_worker_oom(cluster: Cluster) -> dict:
+    """One worker alone (the others stopped, warm): four tasks measure the memory a running task takes;
+    then a task allocates 256 MiB past the worker's MemoryMax. The kernel kills it, its task instance
+    fails, the next task runs on the same worker, and no unit of the host lost its process."""
+    began = time.time()
+    host, others = WORKERS[0], WORKERS[1:]
+    on_all(others, lambda h: sh(h, f"systemctl stop {WORKER_UNIT}"))
+    try:
+        idle = anon_bytes(host, WORKER_UNIT)
+        slots = int(sh(host, "grep -o -- '--concurrency [0-9]*' /etc/systemd/system/airflow-worker.service | awk '{print $2}'"))
+        run_id = cluster.start(tasks=slots, seconds=25)
+        cluster.wait_holds(run_id, slots, "running")
+        time.sleep(8)  # every task's process started and settled
+        busy = anon_bytes(host, WORKER_UNIT)
+        held = cluster.summary(run_id, began)
+        bound = int(unit_property(host, WORKER_UNIT, "MemoryMax"))
+        pids, restarts, events = unit_pids(host), unit(host, WORKER_UNIT)["NRestarts"], memory_events(host, WORKER_UNIT)
+        wait_for(f"{MEMORY} to be parsed", lambda: cluster.get(f"/api/v2/dags/{MEMORY}"), timeout=300)
+        status, body = cluster.api.request("PATCH", f"/api/v2/dags/{MEMORY}", {"is_paused": False})
+        assert status == 200, body
+        mib = bound // (1 << 20) + 256
+        status, body = cluster.api.request("POST", f"/api/v2/dags/{MEMORY}/dagRuns",
+                                           {"logical_date": None, "conf": {"mib": mib}})
+        assert status == 200, body
+        run = cluster.finish(body["dag_run_id"], dag=MEMORY)
+        tis = {ti["task_id"]: ti for ti in cluster.holds(body["dag_run_id"], dag=MEMORY)}
+        after_pids = unit_pids(host)
+        return {
+            "worker": host, "memory_max": bound, "allocated_mib": mib, "slots": slots, "held_run_state": held["run_state"],
+            "anon_idle": idle, "anon_busy": busy, "per_task_mib": round((busy - idle) / slots / (1 << 20), 1),
+            "run_state": run["state"],
+            "states": {task: ti["state"] for task, ti in tis.items()},
+            "tries": {task: ti["try_number"] for task, ti in tis.items()},
+            "hosts": {task: ti["hostname"] for task, ti in tis.items()},
+            "oom_kill": memory_events(host, WORKER_UNIT).get("oom_kill", 0) - events.get("oom_kill", 0),
+            "worker_restarts": int(unit(host, WORKER_UNIT)["NRestarts"]) - int(restarts),
+            "changed_pids": sorted(name for name, pid in pids.items() if after_pids.get(name) != pid),
+            "drill_seconds": round(time.time() - began, 1),
+        }
+    finally:
+        on_all(others, lambda h: sh(h, f"systemctl start {WORKER_UNIT}"))
+
+
+def unit_property(host: str, name: str, prop: str) -> str:
+    return sh(host, f"systemctl show {name} --property={prop} --value")
+
+
 DRILLS = {
+    "pool_fanout": drill_pool_fanout,
+    "worker_oom": drill_worker_oom,
     "lost_workers": drill_lost_workers,
     "worker_restart": drill_worker_restart,
     "redis_kill9": drill_redis_kill9,

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from airflow_ops_testlib import (AirflowApi, airflow_component_units, assert_airflow_unit_runs_hardened, container_ip, http,
                                  inventory_secrets, molecule_host, record_figure, redis_acl, side_effect, side_effect_run,
-                                 use_cluster_ca, web_auth)
+                                 unit_properties, use_cluster_ca, web_auth)
 
 # The checks run from the controller; one host keeps pytest from repeating them per host.
 testinfra_hosts = ["ansible://cl-api"]
@@ -181,12 +181,16 @@ def test_task_code_on_a_worker_finds_no_control_plane_secret():
     assert "/etc/airflow/airflow.cfg" in control.stdout.split()
 
 
-def psql(host, login, database=None):
-    """Log in to the cluster's PostgreSQL from host: (rc, output)."""
+PGBOUNCER, POSTGRESQL = 6432, 5432
+
+
+def psql(host, login, database=None, port=PGBOUNCER):
+    """Log in to the cluster's database from host, through PgBouncer (what every Airflow host uses) or
+    to PostgreSQL itself: (rc, output)."""
     user, own_database, password = login
     code = ("import psycopg2, sys\n"
             "try:\n"
-            f"    psycopg2.connect(host={container_ip('cl-db')!r}, user={user!r}, password=sys.stdin.read(),"
+            f"    psycopg2.connect(host={container_ip('cl-db')!r}, port={port}, user={user!r}, password=sys.stdin.read(),"
             f" dbname={(database or own_database)!r}, connect_timeout=10).close()\n"
             "except psycopg2.Error as error:\n"
             "    sys.exit(str(error))\n")
@@ -217,18 +221,78 @@ def test_each_host_runs_the_airflow_components_of_its_groups_and_no_other(name):
 
 def test_a_worker_reaches_only_the_result_backend():
     """Even with the metadata login's password, a worker host cannot log in to the metadata
-    database; the result-backend login works there and nowhere else."""
+    database through PgBouncer; the result-backend login works there and nowhere else."""
     rc, out = psql("cl-worker1", RESULTS_LOGIN)
     assert rc == 0, out
     rc, out = psql("cl-worker1", METADATA_LOGIN)
-    assert rc != 0 and "pg_hba.conf" in out, out
+    assert rc != 0 and "login rejected" in out, out
     rc, out = psql("cl-worker1", RESULTS_LOGIN, database="airflow")
     assert rc != 0, out
 
 
+def test_behind_pgbouncer_postgresql_admits_only_the_migrating_host():
+    """PostgreSQL itself: the scheduler host (airflow db migrate) logs in as the metadata login; a worker
+    cannot even open the port (firewall), and pg_hba names no other remote host."""
+    rc, out = psql("cl-scheduler", METADATA_LOGIN, port=POSTGRESQL)
+    assert rc == 0, out
+    rc, out = psql("cl-worker1", RESULTS_LOGIN, port=POSTGRESQL)
+    assert rc != 0 and "Connection refused" in out, out
+    hba = molecule_host("cl-db").check_output("runuser -u postgres -- psql -XAtc 'SELECT address FROM pg_hba_file_rules "
+                                              "WHERE type LIKE $$host%$$ AND address IS NOT NULL'").split()
+    remote = sorted({address for address in hba if address not in ("127.0.0.1", "::1", "0.0.0.0", "::")})
+    assert remote == [container_ip("cl-scheduler")], hba
+
+
+def test_pgbouncer_runs_as_its_own_user_and_holds_no_password():
+    """PgBouncer: its own unprivileged user under the collection's hardening, restarted on failure; its
+    users file holds the logins' SCRAM verifiers (root:pgbouncer 0640), never a password."""
+    db = molecule_host("cl-db")
+    assert db.service("pgbouncer").is_running and db.service("pgbouncer").is_enabled
+    shown = unit_properties(db, "pgbouncer", "User", "Restart", "NoNewPrivileges", "ProtectSystem", "CapabilityBoundingSet",
+                            "LimitNOFILE")
+    assert shown == {"User": "pgbouncer", "Restart": "on-failure", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
+                     "CapabilityBoundingSet": "", "LimitNOFILE": "65536"}, shown
+    users = db.file("/etc/pgbouncer/airflow-ops-users.txt")
+    assert (users.user, users.group, users.mode) == ("root", "pgbouncer", 0o640)
+    content = db.check_output("cat /etc/pgbouncer/airflow-ops-users.txt")
+    assert content.count("SCRAM-SHA-256$4096:") == 2
+    for _user, _database, password in (METADATA_LOGIN, RESULTS_LOGIN):
+        assert password not in content
+        assert db.run(f"grep -rlF {shlex.quote(password)} /etc/pgbouncer /etc/postgresql").stdout == ""
+
+
+def test_every_airflow_host_connects_through_pgbouncer_and_only_the_scheduler_knows_the_direct_url():
+    """airflow.cfg points the sync and async engines at PgBouncer's port, the async one on psycopg 3 with the
+    collection's connect arguments (root's module: no server-side prepared statements); the migration's
+    direct URL is on the first scheduler host alone, root:airflow 0640."""
+    for name in ("cl-scheduler", "cl-api"):
+        host = molecule_host(name)
+        config = host.check_output("grep -E '^(sql_alchemy_conn|sql_alchemy_conn_async|sql_alchemy_connect_args_async) ' "
+                                   "/etc/airflow/airflow.cfg")
+        assert f"@{container_ip('cl-db')}:{PGBOUNCER}/airflow?" in config and "postgresql+psycopg://" in config, name
+        assert "airflow_ops_database.ASYNC_CONNECT_ARGS" in config, name
+        module = host.file("/opt/airflow/config/airflow_ops_database.py")
+        assert (module.user, module.group, module.mode) == ("root", "root", 0o644)
+        assert host.file("/opt/airflow/config").user == "root"
+    for name in ("cl-worker1", "cl-worker2"):
+        config = molecule_host(name).check_output("grep -E '^result_backend ' /etc/airflow/airflow.cfg")
+        assert f"@{container_ip('cl-db')}:{PGBOUNCER}/airflow_celery" in config, name
+    direct = molecule_host("cl-scheduler").file("/etc/airflow/migrate-database.url")
+    assert (direct.user, direct.group, direct.mode) == ("root", "airflow", 0o640)
+    assert f"@{container_ip('cl-db')}:{POSTGRESQL}/airflow" in direct.content_string
+    for name in ("cl-api", "cl-worker1"):
+        assert not molecule_host(name).file("/etc/airflow/migrate-database.url").exists, name
+
+
+def test_the_worker_unit_is_memory_bounded_without_throttling():
+    shown = unit_properties(molecule_host("cl-worker1"), "airflow-worker", "MemoryMax", "MemorySwapMax", "MemoryHigh",
+                            "OOMPolicy")
+    assert shown == {"MemoryMax": str(2 << 30), "MemorySwapMax": "0", "MemoryHigh": "infinity", "OOMPolicy": "continue"}, shown
+
+
 # site_firewall is on: cl-outsider, on the cluster's network but in no group, can open none of
 # the service ports (refused by a TCP reset), whatever it knows.
-@pytest.mark.parametrize("host, port", [("cl-broker", 6379), ("cl-broker", 5555), ("cl-db", 5432), ("cl-api", 8080),
+@pytest.mark.parametrize("host, port", [("cl-broker", 6379), ("cl-broker", 5555), ("cl-db", 5432), ("cl-db", 6432), ("cl-api", 8080),
                                         ("cl-worker1", 8793), ("cl-worker2", 8793),
                                         ("cl-broker", 9121), ("cl-db", 9187), ("cl-db", 9090)])
 def test_from_outside_no_service_port_opens(host, port):
@@ -267,10 +331,10 @@ def test_from_outside_every_listening_port_refuses():
 
 
 def test_the_firewall_admits_what_the_cluster_needs():
-    """The control for the test above: from cl-worker1 the broker, database and api server open,
-    Flower (admin networks only) does not; nothing in the rules of the worker admits the outsider."""
+    """The control for the test above: from cl-worker1 the broker, PgBouncer and the api server open,
+    PostgreSQL itself and Flower (admin networks only) do not; nothing in the rules of the worker admits the outsider."""
     worker = molecule_host("cl-worker1")
-    for host, port, opens in [("cl-broker", 6379, True), ("cl-db", 5432, True), ("cl-api", 8080, True),
+    for host, port, opens in [("cl-broker", 6379, True), ("cl-db", 6432, True), ("cl-db", 5432, False), ("cl-api", 8080, True),
                               ("cl-broker", 5555, False), ("cl-broker", 9121, False), ("cl-db", 9090, False)]:
         out = worker.run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
         assert (out.rc == 0) == opens, (host, port, out.stderr)
@@ -320,7 +384,7 @@ def certificate_fingerprint(pem):
     return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex()
 
 
-@pytest.mark.parametrize("host, port, kind", [("cl-broker", 6379, "redis"), ("cl-db", 5432, "postgres"),
+@pytest.mark.parametrize("host, port, kind", [("cl-broker", 6379, "redis"), ("cl-db", 6432, "postgres"),
                                               ("cl-api", 8080, "https")])
 def test_each_cluster_endpoint_presents_a_certificate_the_ca_verifies(host, port, kind):
     answer = tls_probe(host, port, kind)
@@ -462,12 +526,12 @@ def test_from_a_cluster_host_plain_tcp_to_the_broker_and_the_database_is_refused
     user, database, password = RESULTS_LOGIN
     code = ("import psycopg2, sys\n"
             "try:\n"
-            f"    psycopg2.connect(host={container_ip('cl-db')!r}, user={user!r}, password=sys.stdin.read(),"
+            f"    psycopg2.connect(host={container_ip('cl-db')!r}, port={PGBOUNCER}, user={user!r}, password=sys.stdin.read(),"
             f" dbname={database!r}, sslmode='disable', connect_timeout=10).close()\n"
             "except psycopg2.Error as error:\n"
             "    sys.exit(str(error))\n")
     out = worker.run(f"printf %s {shlex.quote(password)} | /opt/airflow/venv/bin/python -c {shlex.quote(code)}")
-    assert out.rc != 0 and "no encryption" in out.stderr, out.stdout + out.stderr
+    assert out.rc != 0 and "SSL required" in out.stderr, out.stdout + out.stderr
     # The control: the same login with TLS works (test_a_worker_reaches_only_the_result_backend).
 
 

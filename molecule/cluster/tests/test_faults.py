@@ -13,6 +13,7 @@ testinfra_hosts = ["ansible://cl-api"]
 # Issue #10: a task whose worker died runs again within this many seconds.
 RECOVERY_LIMIT = 120
 DRILLS = [
+    "pool_fanout",
     "lost_workers",
     "worker_restart",
     "redis_kill9",
@@ -88,3 +89,45 @@ def test_systemd_brings_the_scheduler_back():
 def test_hosts_come_back_as_they_were():
     assert drill("host_kill")["same_address"], "the restarted host came back with another address"
     assert drill("all_hosts_restart")["addresses_changed"] == []
+
+
+def test_64_parallel_tasks_run_through_pgbouncer_within_its_server_connections(capsys):
+    """Issue #26: PostgreSQL's max_connections is deliberately small (molecule.yml: 40, which the plan
+    would refuse without PgBouncer); 64 parallel tasks on the three workers all succeed on their first
+    try, their heartbeats and results going through PgBouncer, and PostgreSQL never serves more than
+    PgBouncer's pools from it, nor any remote client but the migrating scheduler."""
+    result = drill("pool_fanout")
+    line = (f"[connections] 64 parallel tasks in {result['run_seconds']} s: peak {result['peak_pooled']} server "
+            f"connections through PgBouncer (pools + reserve {result['server_limit']}, max_connections "
+            f"{result['max_connections']}) for up to {result['peak_clients']} client connections; "
+            f"{result['peak_direct']} direct ({', '.join(result['direct_from']) or 'none'}); {result['samples']} samples")
+    with capsys.disabled():
+        print(f"\n{line}")
+    record_figure(line)
+    assert len(result["states"]) == 64 and set(result["states"].values()) == {"success"}, result["states"]
+    assert set(result["tries"].values()) == {1}, result["tries"]
+    assert result["samples"] >= 10 and result["peak_pooled"] > 0, result
+    assert result["peak_pooled"] <= result["server_limit"], result
+    assert result["max_connections"] == 40
+    # Every client connection went through the pooler: it held more of them than it used server connections.
+    assert result["peak_clients"] > result["peak_pooled"], result
+
+
+def test_a_runaway_task_is_killed_and_its_worker_serves_on(capsys):
+    """Issue #26: a task allocating 256 MiB past the worker's MemoryMax is killed by the kernel's OOM killer
+    (the unit's memory.events counts it), its task instance fails without a retry, the next task runs on the
+    same worker, and the worker's main process and every other unit of the host keep their processes."""
+    result = drill("worker_oom")
+    line = (f"[memory] {result['worker']}: MemoryMax {result['memory_max'] // (1 << 20)} MiB, a task allocating "
+            f"{result['allocated_mib']} MiB was OOM-killed ({result['oom_kill']} oom_kill); {result['slots']} running "
+            f"hold tasks took {result['per_task_mib']} MiB each (anon, beyond the idle worker's "
+            f"{result['anon_idle'] // (1 << 20)} MiB)")
+    with capsys.disabled():
+        print(f"\n{line}")
+    record_figure(line)
+    assert result["held_run_state"] == "success", result
+    assert result["oom_kill"] >= 1, result
+    assert result["states"] == {"allocate": "failed", "after": "success"}, result
+    assert result["tries"]["allocate"] == 1, result
+    assert result["hosts"]["after"] == result["hosts"]["allocate"] == result["worker"], result
+    assert result["worker_restarts"] == 0 and result["changed_pids"] == [], result

@@ -66,6 +66,10 @@ CASES = [
      "airflow_redis_password is set for pf-two and differs from redis_password on pf-one", "another-broker-Secret-2"),
     ("worker-queue-name-bad", host_vars("pf-two", worker_queues="['bad queue']"), "worker_queues=", None),
     ("flower-port-is-redis-port", host_vars("pf-one", flower_port=6379), "redis_port and flower_port are all 6379", None),
+    # The connection budget (plugins/plugin_utils/db_budget.py): too small a max_connections, with the sum.
+    ("connections-over-budget", cluster_vars(site_postgresql_max_connections=30),
+     "site_postgresql_max_connections=30 is too small: PgBouncer's pools", None),
+    ("worker-memory-bound-bad", host_vars("pf-two", worker_memory_max="'2 GB'"), "worker_memory_max='2 GB' must be a memory size", None),
     # A second airflow.cfg line smuggled into a value (the YAML escape \n is a line feed).
     ("extra-config-line-feed", host_vars("pf-one", airflow_extra_config='{core: {parallelism: "32\\nload_examples = True"}}'),
      "airflow_extra_config on pf-one holds a carriage return, line feed or NUL", "load_examples"),
