@@ -32,6 +32,7 @@ def test_every_group_of_the_site_playbook_is_drawn():
 
 def test_every_service_port_is_drawn_at_its_default():
     ports = [default("redis", "main", "redis_port"), default("postgresql", "main", "postgresql_port"),
+             default("postgresql", "main", "postgresql_pgbouncer_port"),
              default("_airflow_common", "host", "airflow_api_server_port"),
              default("_airflow_common", "host", "airflow_worker_log_server_port"),
              default("_airflow_common", "host", "airflow_triggerer_log_server_port"), default("flower", "main", "flower_port"),
