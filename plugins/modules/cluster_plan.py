@@ -43,6 +43,15 @@ options:
     type: list
     elements: str
     default: []
+  database_before:
+    description:
+      - What the database host served before this run. C(new), nothing yet; C(direct), Airflow's databases
+        to clients connecting to PostgreSQL itself (a cluster set up before PgBouncer); C(pooled), through
+        PgBouncer. With C(direct) and C(site_pgbouncer) on, PostgreSQL keeps admitting every client
+        directly for this run, while the clients move to PgBouncer (a note says so); the next run narrows it.
+    type: str
+    choices: [new, direct, pooled]
+    default: pooled
 attributes:
   check_mode:
     description: Runs in check mode as in a normal run; it changes nothing either way.

@@ -27,6 +27,9 @@ except ImportError:
     import redis_acl
     import web_auth
 
+# What the database host served before this run (site.yml finds out): nothing yet, clients connecting to
+# PostgreSQL itself (a cluster set up before PgBouncer), or through PgBouncer.
+DATABASE_BEFORE = ("new", "direct", "pooled")
 GROUPS = ("redis", "postgresql", "scheduler", "api_server", "workers", "flower", "monitoring")
 CONTROL_PLANE_COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 
@@ -548,12 +551,17 @@ def plan(data: dict, roles: dict) -> dict:
     admin_networks = list(settings["site_admin_networks"] or [])
     # Who may log in, and where: with PgBouncer, the clients below reach the pooler, and PostgreSQL
     # itself admits from other hosts only the first scheduler host (which migrates) to the metadata.
+    # A cluster that ran without PgBouncer keeps admitting every client directly for the run that
+    # moves them (their airflow.cfg changes in the Airflow plays, after the database's rules).
     postgresql = {
         "airflow_clients": addresses(control_plane),
         "result_backend_clients": unique(addresses(unique(groups["scheduler"] + groups["workers"]))
                                          + list(settings["site_postgresql_extra_clients"] or []) + worker_networks),
-        "direct_clients": addresses(groups["scheduler"][:1]) if pgbouncer else [],
     }
+    moving = pgbouncer and data.get("database_before", "pooled") == "direct"
+    postgresql["direct_clients"] = ((unique(postgresql["airflow_clients"] + postgresql["result_backend_clients"]) if moving
+                                     else addresses(groups["scheduler"][:1])) if pgbouncer else [])
+    postgresql["clients_moving"] = moving
     connections = db_budget.budget(
         {host: {"components": host_components(inv, host),
                 "api_workers": inv.get(host, "airflow_api_server_workers") if host in groups["api_server"] else 0,
@@ -669,7 +677,10 @@ def plan(data: dict, roles: dict) -> dict:
         "prometheus_flower_login_host": groups["flower"][0] if flower_target else "",
         "tls_certificates": tls_certificates(hosts, monitoring_host),
         "hosts": hosts,
-        "notes": security_notes(settings) + limit_notes(inv, settings, hosts),
+        "notes": security_notes(settings) + limit_notes(inv, settings, hosts) + (
+            [f"PgBouncer is new on {postgresql_host}: PostgreSQL keeps admitting the Airflow hosts directly during this run, "
+             "while they move to PgBouncer (their airflow.cfg changes after the database's rules); the next site.yml run "
+             "admits only the first scheduler host there."] if moving else []),
     }
 
 

@@ -165,7 +165,7 @@ def test_split_plan_golden():
     assert result["api_server"] == {"host": "core", "address": "10.0.0.2", "port": 8080}
     assert result["postgresql"] == {"airflow_clients": ["10.0.0.2"],
                                     "result_backend_clients": ["10.0.0.2", "10.0.0.3", "10.0.0.4"],
-                                    "direct_clients": ["10.0.0.2"],
+                                    "direct_clients": ["10.0.0.2"], "clients_moving": False,
                                     # PgBouncer's pools: metadata 3 x 3 processes + 5 x 2 api workers = 19,
                                     # results 1 x 3 hosts, at least 5; reserve 3 each; 30 + 10 + 3 fit the fixed 100.
                                     "max_connections": 100,
@@ -816,3 +816,22 @@ def test_hosts_that_never_clone_may_leave_dag_bundles_out():
     data = inventory(shape, common={}, host_vars={host: {"airflow_dag_bundles": [{"name": "x", "kind": "local"}]}
                                                   for host in ("core", "w1", "w2")})
     assert plan(data)
+
+
+def test_a_cluster_moving_to_pgbouncer_keeps_its_clients_admitted_directly_for_that_run():
+    """A cluster set up before PgBouncer (database_before "direct"): the run that turns it on changes the
+    clients' airflow.cfg after the database's rules, so PostgreSQL (pg_hba and the firewall) keeps admitting
+    them directly for that run, and says so; the next run (PgBouncer found) admits only the migrating host."""
+    data = inventory(SPLIT)
+    moving = plan(dict(data, database_before="direct"))
+    assert moving["postgresql"]["clients_moving"] is True
+    assert moving["postgresql"]["direct_clients"] == ["10.0.0.2", "10.0.0.3", "10.0.0.4"]
+    rules = {rule["port"]: rule["sources"] for rule in moving["hosts"]["data"]["firewall_rules"]}
+    assert rules[5432] == rules[6432] == ["10.0.0.2", "10.0.0.3", "10.0.0.4"]
+    assert [note for note in moving["notes"] if note.startswith("PgBouncer is new on data: PostgreSQL keeps admitting")]
+    for before in ("new", "pooled"):
+        settled = plan(dict(data, database_before=before))
+        assert settled["postgresql"]["clients_moving"] is False and settled["postgresql"]["direct_clients"] == ["10.0.0.2"]
+        assert settled["notes"] == []
+    direct = plan(dict(inventory(SPLIT, common={"site_pgbouncer": False}), database_before="direct"))
+    assert direct["postgresql"]["clients_moving"] is False and direct["postgresql"]["direct_clients"] == []
