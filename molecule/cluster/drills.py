@@ -118,11 +118,12 @@ class Cluster:
             return None
         return body if status == 200 else None
 
-    def start(self, tasks: int = 0, seconds: int = 0, dag: str = DAG) -> str:
+    def start(self, tasks: int = 0, seconds: int = 0, dag: str = DAG, conf: dict | None = None) -> str:
+        """Unpause the DAG and start a run: of the hold DAG with `tasks` and `seconds`, of another with `conf`."""
         wait_for(f"{dag} to be parsed", lambda: self.get(f"/api/v2/dags/{dag}"), timeout=300)
         status, body = self.api.request("PATCH", f"/api/v2/dags/{dag}", {"is_paused": False})
         assert status == 200, body
-        conf = {"tasks": tasks, "seconds": seconds} if dag == DAG else {}
+        conf = {"tasks": tasks, "seconds": seconds} if dag == DAG else dict(conf or {})
         status, body = self.api.request("POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": None, "conf": conf})
         assert status == 200, body
         return body["dag_run_id"]
@@ -460,15 +461,10 @@ def drill_worker_oom(cluster: Cluster) -> dict:
         held = cluster.summary(run_id, began)
         bound = int(unit_property(host, WORKER_UNIT, "MemoryMax"))
         pids, restarts, events = unit_pids(host), unit(host, WORKER_UNIT)["NRestarts"], memory_events(host, WORKER_UNIT)
-        wait_for(f"{MEMORY} to be parsed", lambda: cluster.get(f"/api/v2/dags/{MEMORY}"), timeout=300)
-        status, body = cluster.api.request("PATCH", f"/api/v2/dags/{MEMORY}", {"is_paused": False})
-        assert status == 200, body
         mib = bound // (1 << 20) + 256
-        status, body = cluster.api.request("POST", f"/api/v2/dags/{MEMORY}/dagRuns",
-                                           {"logical_date": None, "conf": {"mib": mib}})
-        assert status == 200, body
-        run = cluster.finish(body["dag_run_id"], dag=MEMORY)
-        tis = {ti["task_id"]: ti for ti in cluster.holds(body["dag_run_id"], dag=MEMORY)}
+        memory_run = cluster.start(dag=MEMORY, conf={"mib": mib})
+        run = cluster.finish(memory_run, dag=MEMORY)
+        tis = {ti["task_id"]: ti for ti in cluster.holds(memory_run, dag=MEMORY)}
         after_pids = unit_pids(host)
         return {
             "worker": host, "memory_max": bound, "allocated_mib": mib, "slots": slots, "held_run_state": held["run_state"],

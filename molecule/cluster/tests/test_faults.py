@@ -38,6 +38,13 @@ def drill(name):
     return dict(result, **result[name]) if name in PART_OF else result
 
 
+def report(line, capsys):
+    """Print a measured line past pytest's capture and hand it to run-tests' summary."""
+    with capsys.disabled():
+        print(f"\n{line}")
+    record_figure(line)
+
+
 def times(result):
     return ", ".join(f"{key.removesuffix('_seconds').replace('_', ' ')} {result[key]} s" for key in TIMES if key in result)
 
@@ -47,9 +54,7 @@ def test_the_run_succeeds_and_nothing_is_left_behind(name, capsys):
     result = drill(name)
     parts = "".join(f"; {part} ({result[part]['worker']}): {times(result[part])}" for part in PART_OF if part in result)
     line = f"[drill] {name}: {times(result)}{parts}; tries {sorted(result['tries'].values())}"
-    with capsys.disabled():
-        print(f"\n{line}")
-    record_figure(line)
+    report(line, capsys)
     assert result["run_state"] == "success", result
     assert result["left_running_or_queued"] == [], result
     assert result["down_units"] == {}, f"{name} left units that do not run: {result['down_units']}"
@@ -101,9 +106,7 @@ def test_64_parallel_tasks_run_through_pgbouncer_within_its_server_connections(c
             f"connections through PgBouncer (pools + reserve {result['server_limit']}, max_connections "
             f"{result['max_connections']}) for up to {result['peak_clients']} client connections; "
             f"{result['peak_direct']} direct ({', '.join(result['direct_from']) or 'none'}); {result['samples']} samples")
-    with capsys.disabled():
-        print(f"\n{line}")
-    record_figure(line)
+    report(line, capsys)
     assert len(result["states"]) == 64 and set(result["states"].values()) == {"success"}, result["states"]
     assert set(result["tries"].values()) == {1}, result["tries"]
     assert result["samples"] >= 10 and result["peak_pooled"] > 0, result
@@ -122,9 +125,7 @@ def test_a_runaway_task_is_killed_and_its_worker_serves_on(capsys):
             f"{result['allocated_mib']} MiB was OOM-killed ({result['oom_kill']} oom_kill); {result['slots']} running "
             f"hold tasks took {result['per_task_mib']} MiB each (anon, beyond the idle worker's "
             f"{result['anon_idle'] // (1 << 20)} MiB)")
-    with capsys.disabled():
-        print(f"\n{line}")
-    record_figure(line)
+    report(line, capsys)
     assert result["held_run_state"] == "success", result
     assert result["oom_kill"] >= 1, result
     assert result["states"] == {"allocate": "failed", "after": "success"}, result
