@@ -32,6 +32,9 @@ HOSTS = ["cl-broker", "cl-db", "cl-scheduler", "cl-api", *WORKERS]
 WORKER_UNIT = "airflow-worker"
 ADMIN = ("admin", "molecule-Admin-Secret-1")
 REDIS_ADMIN_PASSWORD = "molecule-broker-Secret-1"  # redis_password (molecule.yml)
+DATABASES = ("airflow", "airflow_celery")  # postgresql_airflow_database, postgresql_result_backend_database
+# The result backend's login (postgresql_result_backend_user and _password, molecule.yml)
+RESULT_BACKEND_LOGIN = ("airflow_celery", "molecule-results-Secret-1")
 
 
 def sh(host: str, command: str, check: bool = True) -> str:
@@ -91,6 +94,29 @@ def airflow_units(host: str) -> dict[str, str]:
              check=False)
     return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines()
             if line and not line.startswith(("airflow-cleanup-", "airflow-ops-"))}
+
+
+def down_units() -> dict[str, list[str]]:
+    down = {h: [u for u, state in airflow_units(h).items() if state != "active running"] for h in HOSTS}
+    return {h: units for h, units in down.items() if units}
+
+
+# A component that lost its database or broker connection mid-call may exit; systemd starts it
+# again after RestartSec (10 s) and its start takes a few more: the drill's end waits that long.
+UNITS_BACK_TIMEOUT = 60
+
+
+def units_back() -> dict:
+    """Whether every Airflow unit runs again by the run's end, or within UNITS_BACK_TIMEOUT seconds of
+    it (a unit systemd is restarting): `down_units`, those that did not; `units_down_at_end`, those
+    that were still coming back when the run ended, and how long they took."""
+    started = time.time()
+    at_end = down = down_units()
+    while down and time.time() - started < UNITS_BACK_TIMEOUT:
+        time.sleep(2)
+        down = down_units()
+    return {"down_units": down, "units_down_at_end": at_end,
+            "units_back_seconds": round(time.time() - started, 1) if at_end and not down else 0.0}
 
 
 def epoch(text: str | None) -> float | None:
@@ -173,7 +199,7 @@ class Cluster:
             "states": {key(ti): ti["state"] for ti in tis},
             "hosts": {key(ti): ti["hostname"] for ti in tis},
             "left_running_or_queued": self.unfinished_anywhere(),
-            "down_units": {h: u for h in HOSTS for u, s in airflow_units(h).items() if s != "active running"},
+            **units_back(),
             "drill_seconds": round(time.time() - since, 1),
         }
 
@@ -272,13 +298,22 @@ def drill_postgresql_restart(cluster: Cluster) -> dict:
     began = time.time()
     run_id = cluster.start(tasks=3, seconds=20)
     cluster.wait_holds(run_id, 3, "running")
+    # How long after the fault a worker's result-backend login goes through PgBouncer again: it
+    # refuses every client for server_login_retry after a failed server login.
+    address = container_ip("cl-db")
+    python = sh(WORKERS[0], f"sed -n 's|^ExecStart=\\(/[^ ]*\\)/airflow .*|\\1/python|p' /etc/systemd/system/{WORKER_UNIT}.service")
+    login = (f"{python} -c \"import psycopg2; print(psycopg2.connect(host='{address}', port=6432, dbname='{DATABASES[1]}', "
+             f"user='{RESULT_BACKEND_LOGIN[0]}', password='{RESULT_BACKEND_LOGIN[1]}', sslmode='require', "
+             f"connect_timeout=2).cursor().execute('SELECT 1') or 1)\" 2>/dev/null")
     restarts = airflow_restarts()
     fault_at = time.time()
     sh("cl-db", "systemctl restart postgresql")
     restart_seconds = round(time.time() - fault_at, 1)
+    pooler_back = wait_for("a login through PgBouncer", lambda: sh(WORKERS[0], login, check=False) == "1" and time.time(),
+                           timeout=120, interval=0.2)
     result = cluster.summary(run_id, began)
     after = airflow_restarts()
-    result.update(restart_seconds=restart_seconds,
+    result.update(restart_seconds=restart_seconds, pooler_back_seconds=round(pooler_back - fault_at, 1),
                   restarted_by_systemd=sorted(u for u in after if after[u] != restarts.get(u)))
     return result
 
@@ -365,7 +400,6 @@ def on_all(hosts, action) -> None:
 
 
 MEMORY = "airflow_ops_memory"
-DATABASES = ("airflow", "airflow_celery")  # postgresql_airflow_database, postgresql_result_backend_database
 
 
 def server_connections() -> dict:

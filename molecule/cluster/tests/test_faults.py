@@ -23,7 +23,7 @@ DRILLS = [
     "all_hosts_restart",
 ]
 TIMES = ("recovery_seconds", "worker_back_seconds", "restart_seconds", "redis_back_seconds", "api_down_seconds",
-         "scheduler_back_seconds", "healthy_seconds", "run_seconds")
+         "scheduler_back_seconds", "healthy_seconds", "pooler_back_seconds", "run_seconds", "units_back_seconds")
 
 
 # Faults drilled together in one run (drills.py): their records are parts of that drill's.
@@ -46,14 +46,17 @@ def report(line, capsys):
 
 
 def times(result):
-    return ", ".join(f"{key.removesuffix('_seconds').replace('_', ' ')} {result[key]} s" for key in TIMES if key in result)
+    # units back: how long after the run's end the units systemd was restarting ran again (0: none was)
+    return ", ".join(f"{key.removesuffix('_seconds').replace('_', ' ')} {result[key]} s" for key in TIMES
+                     if key in result and (result[key] or key != "units_back_seconds"))
 
 
 @pytest.mark.parametrize("name", DRILLS)
 def test_the_run_succeeds_and_nothing_is_left_behind(name, capsys):
     result = drill(name)
     parts = "".join(f"; {part} ({result[part]['worker']}): {times(result[part])}" for part in PART_OF if part in result)
-    line = f"[drill] {name}: {times(result)}{parts}; tries {sorted(result['tries'].values())}"
+    restarted = f"; restarted by systemd: {', '.join(result['restarted_by_systemd'])}" if result.get("restarted_by_systemd") else ""
+    line = f"[drill] {name}: {times(result)}{parts}; tries {sorted(result['tries'].values())}{restarted}"
     report(line, capsys)
     assert result["run_state"] == "success", result
     assert result["left_running_or_queued"] == [], result
@@ -85,6 +88,14 @@ def test_a_restarted_worker_finishes_its_running_tasks_before_it_stops():
     result = drill("worker_restart")
     assert result["affected"] and result["worker_active"], result
     assert result["restart_seconds"] >= 10, result
+
+
+def test_pgbouncer_admits_clients_again_within_seconds_of_a_postgresql_restart():
+    """PgBouncer refuses every client for server_login_retry after a failed server login (PostgreSQL
+    answers "the database system is starting up" during its restart): 1 s in its settings, not the
+    default 15 s, so that clients are back about as soon as PostgreSQL is."""
+    result = drill("postgresql_restart")
+    assert result["pooler_back_seconds"] <= result["restart_seconds"] + 5, result
 
 
 def test_systemd_brings_the_scheduler_back():
