@@ -29,13 +29,13 @@ class ActionModule(ActionBase):
         args = self._task.args
         unknown = set(args) - {"only", "limit_notes", "leaving", "database_before"}
         if (unknown or args.get("only", "plan") not in ("plan", "peers") or not isinstance(args.get("leaving", []), list)
-                or args.get("database_before", "pooled") not in cluster_plan.DATABASE_BEFORE):
+                or args.get("database_before") not in (None,) + cluster_plan.DATABASE_BEFORE):
             return dict(result, failed=True, msg="cluster_plan takes `only: plan` (default) or `only: peers`, "
                                                  "`limit_notes: true` (default) or false, `leaving`: a list of workers, and "
-                                                 "`database_before`: new, direct or pooled (default).")
+                                                 "`database_before`: new, direct or pooled.")
         roles = cluster_plan.load_roles(ROLES_DIR)
         data = self._inventory(task_vars, roles)
-        data["database_before"] = args.get("database_before", "pooled")
+        data["database_before"] = args.get("database_before")
         if args.get("only") == "peers":
             return dict(result, changed=False, peers=cluster_plan.peers_to_address(data, roles))
         try:

@@ -49,9 +49,11 @@ options:
         to clients connecting to PostgreSQL itself (a cluster set up before PgBouncer); C(pooled), through
         PgBouncer. With C(direct) and C(site_pgbouncer) on, PostgreSQL keeps admitting every client
         directly for this run, while the clients move to PgBouncer (a note says so); the next run narrows it.
+        With C(pooled) and C(site_pgbouncer) off, PgBouncer keeps serving (C(postgresql.pgbouncer.leaving)) until
+        site.yml's last play stops it, after the clients moved to PostgreSQL.
+        Without it, the plan assumes the database host already serves as the inventory says (nothing moves).
     type: str
     choices: [new, direct, pooled]
-    default: pooled
 attributes:
   check_mode:
     description: Runs in check mode as in a normal run; it changes nothing either way.

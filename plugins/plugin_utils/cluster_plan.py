@@ -558,7 +558,11 @@ def plan(data: dict, roles: dict) -> dict:
         "result_backend_clients": unique(addresses(unique(groups["scheduler"] + groups["workers"]))
                                          + list(settings["site_postgresql_extra_clients"] or []) + worker_networks),
     }
-    moving = pgbouncer and data.get("database_before", "pooled") == "direct"
+    # Turned off on a cluster that ran it, PgBouncer keeps serving (and the firewall keeps its port
+    # open) until the clients left it: site.yml stops it in its last play.
+    before = data.get("database_before")
+    moving = pgbouncer and before == "direct"
+    leaving = not pgbouncer and before == "pooled"
     postgresql["direct_clients"] = ((unique(postgresql["airflow_clients"] + postgresql["result_backend_clients"]) if moving
                                      else addresses(groups["scheduler"][:1])) if pgbouncer else [])
     postgresql["clients_moving"] = moving
@@ -574,7 +578,8 @@ def plan(data: dict, roles: dict) -> dict:
                                "max_client_conn": connections["max_client_conn"],
                                "metadata_pool": connections["pools"].get("metadata", 0),
                                "result_backend_pool": connections["pools"].get("result_backend", 0),
-                               "reserve_pool": db_budget.RESERVE_POOL if pgbouncer else 0}
+                               "reserve_pool": db_budget.RESERVE_POOL if pgbouncer else 0,
+                               "leaving": leaving}
 
     monitoring_sources = addresses([monitoring_host]) if monitoring_host else []
     airflow_sources = addresses(airflow_hosts) + worker_networks
@@ -603,7 +608,7 @@ def plan(data: dict, roles: dict) -> dict:
     for host in inv.members():
         roles_of_host = host_roles(inv, host, settings)
         components = host_components(inv, host)
-        ports = listen_ports(inv, host, bool(monitoring_host), pgbouncer)
+        ports = listen_ports(inv, host, bool(monitoring_host), pgbouncer or leaving)
         check_port_clashes(inv, host, ports)
         port_of = dict(ports)
         rules = []
@@ -680,7 +685,9 @@ def plan(data: dict, roles: dict) -> dict:
         "notes": security_notes(settings) + limit_notes(inv, settings, hosts) + (
             [f"PgBouncer is new on {postgresql_host}: PostgreSQL keeps admitting the Airflow hosts directly during this run, "
              "while they move to PgBouncer (their airflow.cfg changes after the database's rules); the next site.yml run "
-             "admits only the first scheduler host there."] if moving else []),
+             "admits only the first scheduler host there."] if moving else []) + (
+            [f"PgBouncer is turned off on {postgresql_host}: it keeps serving the Airflow hosts until they moved to "
+             "PostgreSQL directly, and stops in the run's last play."] if leaving else []),
     }
 
 

@@ -170,7 +170,7 @@ def test_split_plan_golden():
                                     # results 1 x 3 hosts, at least 5; reserve 3 each; 30 + 10 + 3 fit the fixed 100.
                                     "max_connections": 100,
                                     "pgbouncer": {"enabled": True, "port": 6432, "max_client_conn": 200, "metadata_pool": 19,
-                                                  "result_backend_pool": 5, "reserve_pool": 3}}
+                                                  "result_backend_pool": 5, "reserve_pool": 3, "leaving": False}}
     # core: 15 each for scheduler, dag-processor, triggerer; 2 x 2 x 15 for the api server; 15 results
     assert result["connections"]["clients"] == {"core": 120, "w1": 16, "w2": 16}
     data_rules = {rule["port"]: rule["sources"] for rule in result["hosts"]["data"]["firewall_rules"]}
@@ -835,3 +835,21 @@ def test_a_cluster_moving_to_pgbouncer_keeps_its_clients_admitted_directly_for_t
         assert settled["notes"] == []
     direct = plan(dict(inventory(SPLIT, common={"site_pgbouncer": False}), database_before="direct"))
     assert direct["postgresql"]["clients_moving"] is False and direct["postgresql"]["direct_clients"] == []
+
+
+def test_a_cluster_leaving_pgbouncer_keeps_it_serving_until_the_last_play():
+    """site_pgbouncer turned off on a cluster that ran it (database_before "pooled"): the clients move to
+    PostgreSQL in the Airflow plays, after the database's, so PgBouncer keeps serving and its port stays
+    open for that run (site.yml's last play stops it), while PostgreSQL already admits every client."""
+    off = inventory(SPLIT, common={"site_pgbouncer": False})
+    leaving = plan(dict(off, database_before="pooled"))
+    assert leaving["postgresql"]["pgbouncer"]["leaving"] is True and leaving["postgresql"]["pgbouncer"]["enabled"] is False
+    assert leaving["database"]["port"] == 5432
+    rules = {rule["port"]: rule["sources"] for rule in leaving["hosts"]["data"]["firewall_rules"]}
+    assert rules[5432] == rules[6432] == ["10.0.0.2", "10.0.0.3", "10.0.0.4"]
+    assert [note for note in leaving["notes"] if note.startswith("PgBouncer is turned off on data: it keeps serving")]
+    for before in ("new", "direct"):
+        gone = plan(dict(off, database_before=before))
+        assert gone["postgresql"]["pgbouncer"]["leaving"] is False and gone["notes"] == []
+        assert 6432 not in {rule["port"] for rule in gone["hosts"]["data"]["firewall_rules"]}
+    assert plan(dict(inventory(SPLIT), database_before="pooled"))["postgresql"]["pgbouncer"]["leaving"] is False
