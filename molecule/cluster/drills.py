@@ -323,16 +323,41 @@ def airflow_restarts() -> dict[str, str]:
     return {f"{h}/{u}": unit(h, u)["NRestarts"] for h in HOSTS for u in airflow_units(h)}
 
 
-def drill_api_server_restart(cluster: Cluster) -> dict:
-    """The api server (execution API) restarted while tasks run."""
+# The second api server (molecule.yml): cl-scheduler runs one beside cl-api, which the drills' REST
+# calls go to; the workers' tasks reach both through their HAProxy (roles/api_balancer).
+SECOND_API = "cl-scheduler"
+BALANCER_SOCKET = "/run/airflow-ops-haproxy/admin.sock"
+
+
+def balancer_states(host: str) -> dict[str, str]:
+    """{api server: UP, DOWN, ...} as the HAProxy of a worker host sees them (its admin socket)."""
+    code = ("import socket; s = socket.socket(socket.AF_UNIX); s.connect('" + BALANCER_SOCKET + "'); "
+            "s.sendall(b'show stat\\n'); print(s.makefile().read())")
+    rows = [line.split(",") for line in sh(host, f'python3 -c "{code}"').splitlines() if line and not line.startswith("#")]
+    return {row[1]: row[17].split()[0] for row in rows if len(row) > 17 and row[1] not in ("FRONTEND", "BACKEND")}
+
+
+def drill_api_server_stop(cluster: Cluster) -> dict:
+    """One of the two api servers stopped for 30 s while tasks run: every worker's HAProxy takes it out
+    and its tasks' calls go to the other; started again, it is taken back."""
     began = time.time()
-    run_id = cluster.start(tasks=3, seconds=40)
-    cluster.wait_holds(run_id, 3, "running")
+    run_id = cluster.start(tasks=6, seconds=40)
+    cluster.wait_holds(run_id, 6, "running")
+    before = {host: balancer_states(host) for host in WORKERS}
     fault_at = time.time()
-    sh("cl-api", "systemctl restart airflow-api-server")
-    answered = wait_for("the api server to answer", lambda: api_health(cluster) and time.time(), timeout=300, interval=1)
+    sh(SECOND_API, "systemctl stop airflow-api-server")
+    down = wait_for("every worker's HAProxy to take the stopped api server out",
+                    lambda: all(balancer_states(host).get(SECOND_API) == "DOWN" for host in WORKERS) and time.time(),
+                    timeout=60, interval=0.5)
+    time.sleep(max(0.0, 30 - (time.time() - fault_at)))
+    started_at = time.time()
+    sh(SECOND_API, "systemctl start airflow-api-server")
+    up = wait_for("every worker's HAProxy to take the api server back",
+                  lambda: all(balancer_states(host).get(SECOND_API) == "UP" for host in WORKERS) and time.time(),
+                  timeout=300, interval=1)
     result = cluster.summary(run_id, began)
-    result.update(api_down_seconds=round(answered - fault_at, 1))
+    result.update(balancer_before=before, balancer_down_seconds=round(down - fault_at, 1),
+                  balancer_up_seconds=round(up - started_at, 1))
     return result
 
 
@@ -527,7 +552,7 @@ DRILLS = {
     "worker_restart": drill_worker_restart,
     "redis_kill9": drill_redis_kill9,
     "postgresql_restart": drill_postgresql_restart,
-    "api_server_restart": drill_api_server_restart,
+    "api_server_stop": drill_api_server_stop,
     "scheduler_kill9": drill_scheduler_kill9,
     "all_hosts_restart": drill_all_hosts_restart,
 }

@@ -25,6 +25,7 @@ INPUTS = (
     "airflow_users", "airflow_auth_manager", "airflow_extras", "airflow_statsd_host", "airflow_statsd_port",
     "airflow_tls_ca_file", "airflow_api_server_tls_cert_file", "airflow_api_server_tls_key_file",
     "airflow_result_backend_name", "airflow_result_backend_user", "airflow_api_server_host", "airflow_api_server_port",
+    "airflow_execution_api_url",
     "airflow_worker_log_server_port", "airflow_triggerer_log_server_port", "airflow_database_port", "airflow_redis_port", "airflow_database_name",
     "airflow_database_user", "airflow_redis_db", "airflow_api_server_workers", "airflow_celery_visibility_timeout",
     "airflow_longest_task", "airflow_dag_refresh_interval", "airflow_celery_prefetch_multiplier",
@@ -42,6 +43,7 @@ FERNET = re.compile(r"[A-Za-z0-9_-]{43}=(,[A-Za-z0-9_-]{43}=)*")
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 USERNAME = re.compile(r"[A-Za-z0-9_.@-]+")
 LOCAL = re.compile(r"(localhost|127\.|::1$|0\.0\.0\.0$)")
+EXECUTION_URL = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}/execution/")
 VAULT_EXAMPLE = 'Put the secret in Ansible Vault and reference it from group_vars, e.g. {0}: "{{{{ vault_{0} }}}}".'
 
 
@@ -173,6 +175,10 @@ def setting_errors(values: dict, ctx: Context) -> list[str]:
     need(api_host and not LOCAL.match(api_host) and api_host == api_host.strip(),
          f"airflow_api_server_host={api_host} must be an address every worker reaches the api server at, never localhost"
          " (site.yml: site_api_server_host, or the first api_server host).")
+    execution_url = str(v.get("airflow_execution_api_url") or "")
+    need(not execution_url or EXECUTION_URL.fullmatch(execution_url),
+         f"airflow_execution_api_url={execution_url} must be empty or an http(s) URL of a host and port ending in /execution/ "
+         "(e.g. https://127.0.0.1:8079/execution/).")
     for name in ("airflow_api_server_port", "airflow_worker_log_server_port", "airflow_triggerer_log_server_port",
                  "airflow_database_port", "airflow_redis_port"):
         need(in_range(v.get(name), 1, 65535), f"{name}={v.get(name)} must be a port (1-65535).")

@@ -71,6 +71,7 @@ ROLE_INPUTS = {
     "airflow_api_server_workers": "_airflow_common",
     "airflow_worker_log_server_port": "_airflow_common",
     "airflow_triggerer_log_server_port": "_airflow_common",
+    "api_balancer_port": "api_balancer",
     "worker_concurrency": "worker",
     "flower_port": "flower",
     "prometheus_port": "prometheus",
@@ -306,6 +307,12 @@ def check_colocated_workers(inv: Inventory, settings: dict) -> None:
                 "(a single-host test box).")
 
 
+def api_balanced(inv: Inventory, settings: dict) -> bool:
+    """Whether the workers reach the api servers through a balancer of their own (HAProxy on each
+    worker host): two or more api servers, and no load balancer of the user's (site_api_server_host)."""
+    return len(inv.groups["api_server"]) > 1 and not settings["site_api_server_host"]
+
+
 def host_roles(inv: Inventory, host: str, settings: dict) -> list[str]:
     """The roles a host runs, by its groups, in the order site.yml applies them."""
     groups = {group for group in GROUPS if host in inv.groups[group]}
@@ -313,6 +320,7 @@ def host_roles(inv: Inventory, host: str, settings: dict) -> list[str]:
     return ([role for role, group in (("redis", "redis"), ("postgresql", "postgresql")) if group in groups]
             + (["_airflow_common"] if airflow else [])
             + (["airflow"] if groups & {"scheduler", "api_server"} else [])
+            + (["api_balancer"] if "workers" in groups and api_balanced(inv, settings) else [])
             + (["worker"] if "workers" in groups else [])
             + (["flower"] if "flower" in groups else [])
             + (["prometheus"] if "monitoring" in groups else [])
@@ -535,9 +543,16 @@ def plan(data: dict, roles: dict) -> dict:
     result_backend = {"host": postgresql_host, "address": database["address"], "port": endpoint_port,
                       "name": inv.get(postgresql_host, "postgresql_result_backend_database"),
                       "user": inv.get(postgresql_host, "postgresql_result_backend_user")}
+    # The execution API: the first api server, or the user's load balancer (site_api_server_host); with
+    # two or more api servers and none of the user's, each worker's own HAProxy (loopback) in front of
+    # all of them, which checks their health and sends a worker's calls to those that answer.
+    balanced = api_balanced(inv, settings)
     api_server = {"host": groups["api_server"][0],
                   "address": settings["site_api_server_host"] or inv.address(groups["api_server"][0]),
-                  "port": inv.get(groups["api_server"][0], "airflow_api_server_port")}
+                  "port": inv.get(groups["api_server"][0], "airflow_api_server_port"),
+                  "balanced": balanced,
+                  "servers": [{"name": host, "address": inv.address(host), "port": inv.get(host, "airflow_api_server_port")}
+                              for host in groups["api_server"]]}
     statsd_receiver = bool(monitoring_host) and inv.get(monitoring_host, "prometheus_statsd_receiver")
     statsd_port = inv.get(monitoring_host, "prometheus_statsd_port") if monitoring_host else inv.role_default("prometheus_statsd_port")
     statsd = {"host": inv.address(monitoring_host) if statsd_receiver else "", "port": statsd_port}
@@ -609,7 +624,9 @@ def plan(data: dict, roles: dict) -> dict:
         roles_of_host = host_roles(inv, host, settings)
         components = host_components(inv, host)
         ports = listen_ports(inv, host, bool(monitoring_host), pgbouncer or leaving)
-        check_port_clashes(inv, host, ports)
+        balancer = balanced and host in groups["workers"]
+        # HAProxy listens on loopback alone: no firewall rule, but no other service may take its port.
+        check_port_clashes(inv, host, ports + ([("api_balancer_port", inv.get(host, "api_balancer_port"))] if balancer else []))
         port_of = dict(ports)
         rules = []
         if "redis_port" in port_of:
@@ -653,6 +670,11 @@ def plan(data: dict, roles: dict) -> dict:
             "listen": [{"input": name, "port": port} for name, port in ports],
             "firewall_rules": rules,
             "db_clean": bool(groups["scheduler"]) and host == groups["scheduler"][0],
+            # Where this host's tasks call the execution API ("": the api server's address and port), and
+            # the api servers its HAProxy balances (none: no HAProxy on this host).
+            "execution_api_url": (f"{'https' if settings['site_tls'] else 'http'}://127.0.0.1:"
+                                  f"{inv.get(host, 'api_balancer_port')}/execution/") if balancer else "",
+            "api_balancer_servers": api_server["servers"] if balancer else [],
             "tls_names": tls_names(host, inv.address(host), settings["site_tls_extra_names"] or []),
             "tls_services": tls["services"],
             "tls_files": tls["files"],

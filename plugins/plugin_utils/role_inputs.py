@@ -292,6 +292,28 @@ def firewall(v: dict, ctx: dict) -> list[str]:
     return errors
 
 
+def api_balancer(v: dict, ctx: dict) -> list[str]:
+    errors = []
+    host = ctx.get("host", "this host")
+    servers = v.get("api_balancer_servers") or []
+    bad = [str(server.get("name")) for server in servers
+           if not str(server.get("name") or "").strip() or not port(server.get("port"))
+           or not re.fullmatch(r"[A-Za-z0-9.:-]+", str(server.get("address") or ""))
+           or not re.fullmatch(r"[A-Za-z0-9._-]+", str(server.get("name") or ""))]
+    if bad:
+        errors.append(f"api_balancer_servers on {host}: each api server needs a name (letters, digits, '.', '_', '-'), an "
+                      f"address (an IP address or host name) and a port 1-65535; not valid: {', '.join(bad)}.")
+    names = [str(server.get("name")) for server in servers]
+    if len(set(names)) != len(names):
+        errors.append(f"api_balancer_servers on {host} names an api server twice: {', '.join(sorted(set(n for n in names if names.count(n) > 1)))}.")
+    if not port(v.get("api_balancer_port")):
+        errors.append(f"api_balancer_port={v.get('api_balancer_port')} on {host} must be a port 1-65535.")
+    for name in ("api_balancer_check_interval", "api_balancer_fall", "api_balancer_rise"):
+        if not (whole(v.get(name)) or 0) >= 1:
+            errors.append(f"{name}={v.get(name)} on {host} must be a whole number, 1 or more.")
+    return errors
+
+
 def airflow_common(v: dict, ctx: dict) -> list[str]:
     """The shared Airflow inputs (airflow_inputs.py); ctx carries the caller's components, their needs,
     the secrets behind them, and what the action plugin found on the host and the controller."""
@@ -300,7 +322,7 @@ def airflow_common(v: dict, ctx: dict) -> list[str]:
     return airflow_inputs.check(v, airflow_inputs.Context(ctx.get("host", "this host"), **{k: ctx[k] for k in keys if k in ctx}))
 
 
-CHECKS = {"_airflow_common": airflow_common, "redis": redis, "postgresql": postgresql, "worker": worker, "flower": flower, "prometheus": prometheus,
+CHECKS = {"_airflow_common": airflow_common, "api_balancer": api_balancer, "redis": redis, "postgresql": postgresql, "worker": worker, "flower": flower, "prometheus": prometheus,
           "firewall": firewall}
 
 

@@ -162,7 +162,8 @@ def test_split_plan_golden():
     assert result["database"] == {"host": "data", "address": "10.0.0.1", "port": 6432, "direct_port": 5432,
                                   "name": "airflow", "user": "airflow"}
     assert result["result_backend"]["user"] == "airflow_celery" and result["result_backend"]["port"] == 6432
-    assert result["api_server"] == {"host": "core", "address": "10.0.0.2", "port": 8080}
+    assert result["api_server"] == {"host": "core", "address": "10.0.0.2", "port": 8080, "balanced": False,
+                                    "servers": [{"name": "core", "address": "10.0.0.2", "port": 8080}]}
     assert result["postgresql"] == {"airflow_clients": ["10.0.0.2"],
                                     "result_backend_clients": ["10.0.0.2", "10.0.0.3", "10.0.0.4"],
                                     "direct_clients": ["10.0.0.2"], "clients_moving": False,
@@ -310,6 +311,43 @@ def test_settings_of_the_broker_and_database_reach_every_endpoint():
 def test_api_server_host_override():
     result = plan(inventory(dict(SPLIT, api_server=["a1", "a2"]), common={"site_api_server_host": "airflow.example.com"}))
     assert result["api_server"]["address"] == "airflow.example.com"
+    # The user's load balancer: no HAProxy of the collection's.
+    assert not result["api_server"]["balanced"] and all(not h["api_balancer_servers"] for h in result["hosts"].values())
+    assert "api_balancer" not in result["hosts"]["w1"]["roles"] and result["hosts"]["w1"]["execution_api_url"] == ""
+
+
+def test_two_api_servers_are_reached_through_each_workers_haproxy():
+    """Two or more api servers and no site_api_server_host: each worker host runs HAProxy on loopback in front
+    of all of them (roles/api_balancer, before the worker role) and its tasks call the execution API there;
+    no other host runs it, and one api server leaves everything as it was."""
+    shape = dict(SPLIT, api_server=["core", "api2"])
+    result = plan(inventory(shape, host_vars={"api2": {"airflow_api_server_port": 8443}}))
+    servers = [{"name": "core", "address": "10.0.0.2", "port": 8080}, {"name": "api2", "address": "10.0.0.3", "port": 8443}]
+    assert result["api_server"]["balanced"] and result["api_server"]["servers"] == servers
+    for worker in ("w1", "w2"):
+        mine = result["hosts"][worker]
+        assert mine["roles"] == ["_airflow_common", "api_balancer", "worker", "firewall"]
+        assert mine["api_balancer_servers"] == servers
+        assert mine["execution_api_url"] == "https://127.0.0.1:8079/execution/"
+        # loopback only: no firewall rule for HAProxy's port
+        assert 8079 not in {rule["port"] for rule in mine["firewall_rules"]}
+    for other in ("core", "api2", "data"):
+        assert result["hosts"][other]["api_balancer_servers"] == [] and result["hosts"][other]["execution_api_url"] == ""
+    # the api servers admit the workers (HAProxy connects from their addresses)
+    api2_rules = {rule["port"]: rule["sources"] for rule in result["hosts"]["api2"]["firewall_rules"]}
+    assert {"10.0.0.4", "10.0.0.5"} <= set(api2_rules[8443])
+    plain = plan(inventory(shape, common={"site_tls": False}, host_vars={"w1": {"api_balancer_port": 9079}}))
+    assert plain["hosts"]["w1"]["execution_api_url"] == "http://127.0.0.1:9079/execution/"
+    assert plain["hosts"]["w2"]["execution_api_url"] == "http://127.0.0.1:8079/execution/"
+    assert not plan(inventory(SPLIT))["api_server"]["balanced"]
+
+
+def test_haproxys_port_must_not_clash_on_a_worker_host():
+    shape = dict(SPLIT, api_server=["core", "api2"])
+    found = errors(inventory(shape, host_vars={"w1": {"api_balancer_port": 8793}}))
+    assert [e for e in found if e.startswith("w1: ") and "airflow_worker_log_server_port and api_balancer_port are all 8793" in e], found
+    # with one api server there is no HAProxy, and no clash
+    assert plan(inventory(SPLIT, host_vars={"w1": {"api_balancer_port": 8793}}))
 
 
 def test_tls_names():

@@ -35,6 +35,8 @@ VALID = {
                        prometheus_targets=[{"job": "redis", "targets": ["10.0.0.1:9121"]},
                                            {"job": "flower", "targets": ["10.0.0.1:5555"], "username": "ops", "password": "p-Secret-1"}]),
     "firewall": {"firewall_rules": [{"name": "Redis", "port": 6379, "sources": ["10.0.0.2", "10.9.0.0/24", "2001:db8::/32"]}]},
+    "api_balancer": dict(defaults("api_balancer"), api_balancer_servers=[
+        {"name": "api1", "address": "10.0.0.2", "port": 8080}, {"name": "api2.example", "address": "2001:db8::2", "port": 8443}]),
 }
 CONTEXT = {
     "redis": {"fixed_directives": internal("redis")["__redis_fixed_directives"]},
@@ -43,6 +45,7 @@ CONTEXT = {
     "flower": {},
     "prometheus": {},
     "firewall": {"ssh_port": 22, "host": "h1"},
+    "api_balancer": {"host": "h1"},
 }
 
 
@@ -173,6 +176,14 @@ def test_the_shared_airflow_inputs_go_through_the_same_entry():
     ("firewall", {"firewall_rules": [{"name": "x", "port": 80, "sources": ["10.0.0.300"]}]}, "(not valid: 10.0.0.300)", None),
     ("firewall", {"firewall_rules": [{"name": "sshd", "port": 22, "sources": ["10.0.0.1"]}]},
      "firewall_rules on h1 would filter port 22, the SSH port this run connects through (sshd)", None),
+    ("api_balancer", {"api_balancer_servers": [{"name": "api1", "address": "10.0.0.2", "port": 0}]},
+     "api_balancer_servers on h1: each api server needs a name", None),
+    ("api_balancer", {"api_balancer_servers": [{"name": "api 1", "address": "10.0.0.2", "port": 8080}]}, "not valid: api 1", None),
+    ("api_balancer", {"api_balancer_servers": [{"name": "api1", "address": "10.0.0.2 ", "port": 8080}]}, "not valid: api1", None),
+    ("api_balancer", {"api_balancer_servers": [{"name": "a", "address": "10.0.0.2", "port": 80}, {"name": "a", "address": "10.0.0.3", "port": 80}]},
+     "names an api server twice: a", None),
+    ("api_balancer", {"api_balancer_port": 70000}, "api_balancer_port=70000 on h1 must be a port 1-65535.", None),
+    ("api_balancer", {"api_balancer_fall": 0}, "api_balancer_fall=0 on h1 must be a whole number, 1 or more.", None),
 ])
 def test_bad_input(role, changes, expected, secret):
     message = one(role, **changes)

@@ -16,8 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from airflow_ops_testlib import (AirflowApi, airflow_component_units, assert_airflow_unit_runs_hardened, container_ip, http,
-                                 inventory_secrets, molecule_host, record_figure, redis_acl, side_effect, side_effect_run,
-                                 unit_properties, use_cluster_ca, web_auth)
+                                 inventory_secrets, listening, molecule_host, record_figure, redis_acl, side_effect,
+                                 side_effect_run, unit_properties, use_cluster_ca, web_auth)
 
 # The checks run from the controller; one host keeps pytest from repeating them per host.
 testinfra_hosts = ["ansible://cl-api"]
@@ -202,7 +202,8 @@ def psql(host, login, database=None, port=PGBOUNCER):
 # cl-worker3, decommissioned, none (what the worker and flower roles install on a host of their own).
 COMPONENTS = {
     "cl-broker": ["airflow-flower.service"],
-    "cl-scheduler": ["airflow-dag-processor.service", "airflow-scheduler.service", "airflow-triggerer.service"],
+    "cl-scheduler": ["airflow-api-server.service", "airflow-dag-processor.service", "airflow-scheduler.service",
+                     "airflow-triggerer.service"],
     "cl-api": ["airflow-api-server.service"],
     "cl-worker1": ["airflow-worker.service"],
     "cl-worker2": ["airflow-worker.service"],
@@ -259,6 +260,33 @@ def test_pgbouncer_runs_as_its_own_user_and_holds_no_password():
     for _user, _database, password in (METADATA_LOGIN, RESULTS_LOGIN):
         assert password not in content
         assert db.run(f"grep -rlF {shlex.quote(password)} /etc/pgbouncer /etc/postgresql").stdout == ""
+
+
+BALANCER = "airflow-ops-haproxy"
+
+
+def test_each_workers_tasks_reach_both_api_servers_through_its_own_haproxy():
+    """Issue #27: two api servers (cl-api, and cl-scheduler beside its scheduler). Each worker host's airflow.cfg
+    sends its tasks' execution API calls to HAProxy on loopback, which runs as haproxy under the collection's
+    hardening, listens on loopback alone and answers with an api server's health page over TLS verified for
+    127.0.0.1 (the api servers' certificates name it); the package's own unit is off; no other host runs it."""
+    for name in ("cl-worker1", "cl-worker2"):
+        host = molecule_host(name)
+        assert host.check_output("grep -E '^execution_api_server_url ' /etc/airflow/airflow.cfg").split("=", 1)[1].strip() \
+            == "https://127.0.0.1:8079/execution/", name
+        service = host.service(BALANCER)
+        assert service.is_running and service.is_enabled, name
+        shown = unit_properties(host, BALANCER, "User", "Restart", "NoNewPrivileges", "ProtectSystem", "CapabilityBoundingSet")
+        assert shown == {"User": "haproxy", "Restart": "always", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
+                         "CapabilityBoundingSet": ""}, shown
+        assert not host.service("haproxy").is_running and not host.service("haproxy").is_enabled, name
+        assert listening(host, 8079) == ["127.0.0.1:8079"], name
+        health = host.run("curl -sS --cacert /etc/airflow-ops/tls/ca.crt -o /dev/null -w '%{http_code}' "
+                          "https://127.0.0.1:8079/api/v2/monitor/health")
+        assert health.stdout == "200", (name, health.stdout, health.stderr)
+    # the decommissioned cl-worker3 had one: the decommission playbook removed it
+    for name in ("cl-scheduler", "cl-api", "cl-broker", "cl-worker3"):
+        assert not molecule_host(name).file(f"/etc/systemd/system/{BALANCER}.service").exists, name
 
 
 def test_every_airflow_host_connects_through_pgbouncer_and_only_the_scheduler_knows_the_direct_url():
