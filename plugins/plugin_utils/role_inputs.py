@@ -309,7 +309,7 @@ def api_balancer(v: dict, ctx: dict) -> list[str]:
     if not port(v.get("api_balancer_port")):
         errors.append(f"api_balancer_port={v.get('api_balancer_port')} on {host} must be a port 1-65535.")
     for name in ("api_balancer_check_interval", "api_balancer_fall", "api_balancer_rise"):
-        if not (whole(v.get(name)) or 0) >= 1:
+        if (whole(v.get(name)) or 0) < 1:
             errors.append(f"{name}={v.get(name)} on {host} must be a whole number, 1 or more.")
     return errors
 
@@ -322,8 +322,8 @@ def airflow_common(v: dict, ctx: dict) -> list[str]:
     return airflow_inputs.check(v, airflow_inputs.Context(ctx.get("host", "this host"), **{k: ctx[k] for k in keys if k in ctx}))
 
 
-CHECKS = {"_airflow_common": airflow_common, "api_balancer": api_balancer, "redis": redis, "postgresql": postgresql, "worker": worker, "flower": flower, "prometheus": prometheus,
-          "firewall": firewall}
+CHECKS = {"_airflow_common": airflow_common, "api_balancer": api_balancer, "redis": redis, "postgresql": postgresql, "worker": worker,
+          "flower": flower, "prometheus": prometheus, "firewall": firewall}
 
 
 def check(role: str, values: dict, ctx: dict) -> list[str]:
