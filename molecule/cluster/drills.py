@@ -329,21 +329,29 @@ SECOND_API = "cl-scheduler"
 BALANCER_SOCKET = "/run/airflow-ops-haproxy/admin.sock"
 
 
-def balancer_states(host: str) -> dict[str, str]:
-    """{api server: UP, DOWN, ...} as the HAProxy of a worker host sees them (its admin socket)."""
+def balancer_stats(host: str) -> dict[str, dict]:
+    """{api server: {"status": UP, DOWN, ..., "sessions": connections passed to it so far}} as the
+    HAProxy of a worker host sees them (`show stat` on its admin socket)."""
     code = ("import socket; s = socket.socket(socket.AF_UNIX); s.connect('" + BALANCER_SOCKET + "'); "
             "s.sendall(b'show stat\\n'); print(s.makefile().read())")
     rows = [line.split(",") for line in sh(host, f'python3 -c "{code}"').splitlines() if line and not line.startswith("#")]
-    return {row[1]: row[17].split()[0] for row in rows if len(row) > 17 and row[1] not in ("FRONTEND", "BACKEND")}
+    return {row[1]: {"status": row[17].split()[0], "sessions": int(row[7] or 0)}
+            for row in rows if len(row) > 17 and row[1] not in ("FRONTEND", "BACKEND")}
+
+
+def balancer_states(host: str) -> dict[str, str]:
+    return {server: stat["status"] for server, stat in balancer_stats(host).items()}
 
 
 def drill_api_server_stop(cluster: Cluster) -> dict:
     """One of the two api servers stopped for 30 s while tasks run: every worker's HAProxy takes it out
     and its tasks' calls go to the other; started again, it is taken back."""
     began = time.time()
+    baseline = {host: balancer_stats(host) for host in WORKERS}
     run_id = cluster.start(tasks=6, seconds=40)
     cluster.wait_holds(run_id, 6, "running")
-    before = {host: balancer_states(host) for host in WORKERS}
+    time.sleep(5)  # a heartbeat of each task
+    before = {host: balancer_stats(host) for host in WORKERS}
     fault_at = time.time()
     sh(SECOND_API, "systemctl stop airflow-api-server")
     down = wait_for("every worker's HAProxy to take the stopped api server out",
@@ -356,7 +364,16 @@ def drill_api_server_stop(cluster: Cluster) -> dict:
                   lambda: all(balancer_states(host).get(SECOND_API) == "UP" for host in WORKERS) and time.time(),
                   timeout=300, interval=1)
     result = cluster.summary(run_id, began)
-    result.update(balancer_before=before, balancer_down_seconds=round(down - fault_at, 1),
+    after = {host: balancer_stats(host) for host in WORKERS}
+
+    def taken(since, until, server):
+        return sum(until[h][server]["sessions"] - since[h][server]["sessions"] for h in WORKERS)
+
+    # the connections of this run's tasks each api server took through the workers' HAProxy: before the stop, after it
+    sessions = {server: {"before_stop": taken(baseline, before, server), "after_stop": taken(before, after, server)}
+                for server in after[WORKERS[0]]}
+    result.update(balancer_before={h: {server: stat["status"] for server, stat in before[h].items()} for h in WORKERS},
+                  balancer_sessions=sessions, balancer_down_seconds=round(down - fault_at, 1),
                   balancer_up_seconds=round(up - started_at, 1))
     return result
 

@@ -105,6 +105,9 @@ def test_a_stopped_api_server_costs_the_tasks_nothing():
     every task succeeded on its first try (test_the_run_succeeds_and_nothing_is_left_behind prints the times)."""
     result = drill("api_server_stop")
     assert all(set(states.values()) == {"UP"} and len(states) == 2 for states in result["balancer_before"].values()), result
+    # both api servers served the run's tasks before the stop (the stopped one had calls to lose), the other after it
+    assert all(counts["before_stop"] > 0 for counts in result["balancer_sessions"].values()), result
+    assert result["balancer_sessions"]["cl-api"]["after_stop"] > 0, result
     assert result["balancer_down_seconds"] <= 10, result
     assert set(result["tries"].values()) == {1}, result
 

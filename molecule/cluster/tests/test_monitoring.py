@@ -102,7 +102,8 @@ def test_prometheus_knows_when_each_certificate_ends_as_the_last_run_left_it():
                for s in recent("airflow_ops_tls_certificate_expiry_timestamp_seconds")}
     expected = {}
     for host, service in [("cl-broker", "redis"), ("cl-broker", "flower"), ("cl-db", "postgresql"), ("cl-api", "api_server"),
-                          ("cl-db", "postgresql_exporter"), ("cl-db", "prometheus"), ("cl-db", "ca")]:
+                          ("cl-scheduler", "api_server"), ("cl-db", "postgresql_exporter"), ("cl-db", "prometheus"),
+                          ("cl-db", "ca")]:
         pem = molecule_host(host).check_output(f"cat /etc/airflow-ops/tls/{service}.crt")
         expected[(host, service)] = int(x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.timestamp())
     assert watched == expected
