@@ -301,9 +301,8 @@ def drill_postgresql_restart(cluster: Cluster) -> dict:
     # How long after the fault a worker's result-backend login goes through PgBouncer again: it
     # refuses every client for server_login_retry after a failed server login.
     address = container_ip("cl-db")
-    python = sh(WORKERS[0], f"sed -n 's|^ExecStart=\\(/[^ ]*\\)/airflow .*|\\1/python|p' /etc/systemd/system/{WORKER_UNIT}.service")
-    login = (f"{python} -c \"import psycopg2; print(psycopg2.connect(host='{address}', port=6432, dbname='{DATABASES[1]}', "
-             f"user='{RESULT_BACKEND_LOGIN[0]}', password='{RESULT_BACKEND_LOGIN[1]}', sslmode='require', "
+    login = (f"/opt/airflow/venv/bin/python -c \"import psycopg2; print(psycopg2.connect(host='{address}', port=6432, "
+             f"dbname='{DATABASES[1]}', user='{RESULT_BACKEND_LOGIN[0]}', password='{RESULT_BACKEND_LOGIN[1]}', sslmode='require', "
              f"connect_timeout=2).cursor().execute('SELECT 1') or 1)\" 2>/dev/null")
     restarts = airflow_restarts()
     fault_at = time.time()

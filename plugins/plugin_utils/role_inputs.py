@@ -297,7 +297,7 @@ def api_balancer(v: dict, ctx: dict) -> list[str]:
     host = ctx.get("host", "this host")
     servers = v.get("api_balancer_servers") or []
     bad = [str(server.get("name")) for server in servers
-           if not str(server.get("name") or "").strip() or not port(server.get("port"))
+           if not port(server.get("port"))
            or not re.fullmatch(r"[A-Za-z0-9.:-]+", str(server.get("address") or ""))
            or not re.fullmatch(r"[A-Za-z0-9._-]+", str(server.get("name") or ""))]
     if bad:
