@@ -16,6 +16,14 @@ Users:
   5.7, redis-py 8), and from the source of every kombu a shipped lock pins (5.6 and 5.7). Keys:
   all (the broker holds only Celery's keys); channels: all (events and remote control are pub/sub).
 - `exporter`: prometheus-redis-exporter: server statistics, no key and no channel.
+- With three or more broker hosts (Redis Sentinel), two more, in Redis's file only: `replica`, what a
+  replica sends its primary (PSYNC, REPLCONF, PING), and `sentinel`, what Redis Sentinel sends the
+  instances it watches and reconfigures (INFO, ROLE, REPLICAOF, CONFIG REWRITE, CLIENT KILL, its
+  hello channel). Both are held by the broker hosts alone.
+- Sentinel's own users (`sentinel_acl_file()`): `admin` (every command; the Sentinels log in to each
+  other as it) and the Celery users with the same passwords, which may only ask where the primary
+  is (SENTINEL MASTERS, GET-MASTER-ADDR-BY-NAME, ...): a worker cannot start a failover, change or
+  remove the monitored primary, or read Sentinel's settings.
 - `default` (a client that sends a password alone): off, without a password (see default_rule for
   why its rules stay open). On only while an existing cluster's clients move from `redis_password`
   to their users (site.yml turns it off at the end of that run).
@@ -35,6 +43,9 @@ ADMIN = "admin"
 CELERY_USERS = ("scheduler", "worker", "flower")
 EXPORTER = "exporter"
 USERS = (ADMIN,) + CELERY_USERS + (EXPORTER,)
+REPLICA = "replica"
+SENTINEL = "sentinel"
+REPLICATION_USERS = (REPLICA, SENTINEL)
 
 # Commands (and subcommands) of the Celery users. Scripts (EVALSHA) run with the caller's rights:
 # the commands they call are listed too (TIME, ZRANGEBYSCORE, EXISTS, ... in kombu's binding sweep,
@@ -56,12 +67,22 @@ EXPORTER_COMMANDS = (
     "ping", "hello", "select", "info", "config|get", "client|setname",
     "slowlog|get", "slowlog|len", "latency|latest",
 )
+# A replica's link to its primary, and Redis Sentinel's calls to the instances it watches (the list in
+# Redis's Sentinel documentation, "Redis Sentinel and ACL").
+REPLICA_COMMANDS = ("psync", "replconf", "ping")
+SENTINEL_COMMANDS = ("multi", "exec", "slaveof", "replicaof", "ping", "info", "role", "subscribe", "publish",
+                     "config|rewrite", "client|setname", "client|kill", "script|kill")
+# What a Celery client may ask Sentinel: redis-py's Sentinel client looks the primary up with SENTINEL
+# MASTERS (checking its flags) and the replicas with SENTINEL REPLICAS/SLAVES.
+SENTINEL_CLIENT_COMMANDS = ("ping", "hello", "sentinel|masters", "sentinel|master", "sentinel|get-master-addr-by-name",
+                            "sentinel|replicas", "sentinel|slaves", "sentinel|sentinels")
 # Commands that exist only from a Redis version on: an ACL rule naming an unknown command is refused.
 SINCE = {
     "client|setinfo": (7, 2),   # redis-py sends it on connect from Redis 7.2 on
     "latency|histogram": (7, 0),
 }
 NEWER_CELERY_COMMANDS = ("client|setinfo",)
+NEWER_SENTINEL_CLIENT_COMMANDS = ("client|setinfo",)
 NEWER_EXPORTER_COMMANDS = ("client|setinfo", "latency|histogram")
 # Pub/sub channel rules (&pattern) exist from Redis 6.2; Redis 7 gives new users no channel.
 CHANNEL_RULES = (6, 2)
@@ -76,8 +97,8 @@ def user_password(redis_password: str, user: str) -> str:
         return ""
     if user == ADMIN:
         return redis_password
-    if user not in USERS:
-        raise ValueError(f"{user!r} is not a broker user; the users are {', '.join(USERS)}")
+    if user not in USERS + REPLICATION_USERS:
+        raise ValueError(f"{user!r} is not a broker user; the users are {', '.join(USERS + REPLICATION_USERS)}")
     return hmac.new(redis_password.encode(), PASSWORD_CONTEXT + user.encode(), hashlib.sha256).hexdigest()
 
 
@@ -102,6 +123,10 @@ def commands(user: str, version: tuple[int, int]) -> list[str]:
     """The commands a user may run on a Redis of this version."""
     if user == ADMIN:
         return ["@all"]
+    if user == REPLICA:
+        return list(REPLICA_COMMANDS)
+    if user == SENTINEL:
+        return list(SENTINEL_COMMANDS)
     base, newer = (CELERY_COMMANDS, NEWER_CELERY_COMMANDS) if user in CELERY_USERS else (EXPORTER_COMMANDS, NEWER_EXPORTER_COMMANDS)
     return list(base) + [name for name in newer if version >= SINCE[name]]
 
@@ -117,10 +142,10 @@ def default_user_on(clients_moving: bool, settings: str | None, acl: str | None)
 def user_rule(user: str, password: str, version: tuple[int, int]) -> str:
     """One `user` line of an ACL file; the password as its SHA-256 (the file holds no password)."""
     rule = ["user", user, "on", "#" + hashlib.sha256(password.encode()).hexdigest()]
-    if user != EXPORTER:
+    if user not in (EXPORTER,) + REPLICATION_USERS:
         rule.append("~*")
     if version >= CHANNEL_RULES:
-        rule.append("resetchannels" if user == EXPORTER else "&*")
+        rule.append({EXPORTER: "resetchannels", REPLICA: "resetchannels", SENTINEL: "&__sentinel__:hello"}.get(user, "&*"))
     return " ".join(rule + ["+" + name for name in commands(user, version)])
 
 
@@ -140,9 +165,22 @@ def default_rule(redis_password: str, version: tuple[int, int], on: bool) -> str
     return " ".join(["user default off resetpass", "~*"] + channels + ["+@all"])
 
 
-def acl_file(redis_password: str, version: tuple[int, int], default_user_on: bool = False) -> str:
+def acl_file(redis_password: str, version: tuple[int, int], default_user_on: bool = False, replicated: bool = False) -> str:
     """The text of Redis's ACL file: `default` (off unless clients still move to their users), then
-    every user."""
+    every user; with Sentinel (`replicated`), the replica's and Sentinel's users too."""
     lines = [default_rule(redis_password, version, default_user_on)]
-    lines += [user_rule(user, user_password(redis_password, user), version) for user in USERS]
+    lines += [user_rule(user, user_password(redis_password, user), version)
+              for user in USERS + (REPLICATION_USERS if replicated else ())]
+    return "\n".join(lines) + "\n"
+
+
+def sentinel_acl_file(redis_password: str, version: tuple[int, int]) -> str:
+    """The text of Redis Sentinel's ACL file: `default` off, `admin` every command, each Celery user
+    only the lookups of the primary (same passwords as on Redis, so a client holds one)."""
+    lines = ["user default off resetpass resetkeys resetchannels -@all",
+             user_rule(ADMIN, redis_password, version)]
+    client_commands = list(SENTINEL_CLIENT_COMMANDS) + [name for name in NEWER_SENTINEL_CLIENT_COMMANDS if version >= SINCE[name]]
+    for user in CELERY_USERS:
+        digest = hashlib.sha256(user_password(redis_password, user).encode()).hexdigest()
+        lines.append(" ".join(["user", user, "on", "#" + digest, "resetkeys", "resetchannels"] + ["+" + name for name in client_commands]))
     return "\n".join(lines) + "\n"

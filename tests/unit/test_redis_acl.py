@@ -171,3 +171,37 @@ def test_the_filters_give_the_same_and_name_a_bad_user():
 def test_default_stays_on_only_while_clients_of_an_older_broker_move(moving, settings, acl, on):
     assert redis_acl.default_user_on(moving, settings, acl) is on
     assert filters.redis_default_user_on(moving, settings, acl) is on
+
+
+def test_replication_users_only_with_sentinel_and_only_what_replication_needs():
+    assert "replica" not in rules(redis_acl.acl_file(PASSWORD, BOOKWORM))
+    for version in (BOOKWORM, TRIXIE):
+        users = rules(redis_acl.acl_file(PASSWORD, version, replicated=True))
+        assert list(users)[-2:] == ["replica", "sentinel"]
+        assert users["replica"][2:] == ["resetchannels", "+psync", "+replconf", "+ping"]
+        # no key; Sentinel's hello channel only; no ACL, CONFIG SET, FLUSHALL, DEBUG, SHUTDOWN, FAILOVER
+        assert not [t for t in users["sentinel"] if t.startswith(("~", "allkeys"))]
+        assert "&__sentinel__:hello" in users["sentinel"]
+        for command in ("acl", "config|set", "config|get", "flushall", "debug", "shutdown", "failover", "@all", "keys"):
+            assert f"+{command}" not in users["sentinel"] + users["replica"]
+        assert {"+replicaof", "+config|rewrite", "+client|kill", "+info", "+role"} <= set(users["sentinel"])
+    assert redis_acl.user_password(PASSWORD, "replica") != redis_acl.user_password(PASSWORD, "sentinel")
+
+
+def test_sentinel_clients_may_only_look_the_primary_up():
+    for version, setinfo in ((BOOKWORM, False), (TRIXIE, True)):
+        text = redis_acl.sentinel_acl_file(PASSWORD, version)
+        users = rules(text)
+        assert list(users) == ["default", "admin", "scheduler", "worker", "flower"]
+        assert users["default"][:2] == ["off", "resetpass"] and "-@all" in users["default"]
+        assert PASSWORD not in text
+        for user in redis_acl.CELERY_USERS:
+            tokens = users[user]
+            assert tokens[1] == "#" + hashlib.sha256(redis_acl.user_password(PASSWORD, user).encode()).hexdigest()
+            allowed = {t[1:] for t in tokens if t.startswith("+")}
+            assert "sentinel|get-master-addr-by-name" in allowed and "sentinel|masters" in allowed
+            assert not allowed & {"sentinel|set", "sentinel|failover", "sentinel|remove", "sentinel|monitor", "sentinel|reset",
+                                  "sentinel|config", "sentinel|debug", "sentinel", "acl", "shutdown", "@all"}
+            assert ("client|setinfo" in allowed) is setinfo
+    assert filters.redis_sentinel_acl_file(PASSWORD, "5:8.0.2-3") == redis_acl.sentinel_acl_file(PASSWORD, TRIXIE)
+    assert filters.redis_acl_file(PASSWORD, "5:8.0.2-3", False, True) == redis_acl.acl_file(PASSWORD, TRIXIE, False, True)
