@@ -114,6 +114,25 @@ def redis(v: dict, ctx: dict) -> list[str]:
         errors.append(f'Invalid exporter settings: redis_exporter_address="{v.get("redis_exporter_address") or ""}" (empty: set it, '
                       f"or redis_bind), redis_exporter_port={v.get('redis_exporter_port')} (1-65535, not redis_port "
                       f"{v.get('redis_port')}).")
+    hosts = v.get("redis_replication_hosts") or []
+    addresses = [str((host or {}).get("address") or "") for host in hosts]
+    if len(hosts) == 2:
+        errors.append("redis_replication_hosts lists 2 broker hosts: Redis Sentinel needs 3 or more (a majority must see the "
+                      "primary down), or 1 for a single Redis. Put a third host into `redis`, or take one out.")
+    if len(hosts) >= 3:
+        if bind and bind[0] not in addresses:
+            errors.append(f"redis_bind starts with {bind[0]}, which is not this host's address among the broker hosts "
+                          f"({', '.join(addresses)}): replicas and Sentinels reach each other there. Put it first in redis_bind.")
+        name = str(v.get("redis_sentinel_master_name") or "")
+        down, failover = whole(v.get("redis_sentinel_down_after_ms")), whole(v.get("redis_sentinel_failover_timeout_ms"))
+        if (not re.fullmatch(r"[A-Za-z0-9._-]+", name) or not port(v.get("redis_sentinel_port"))
+                or whole(v.get("redis_sentinel_port")) in (whole(v.get("redis_port")), whole(v.get("redis_exporter_port")))
+                or down is None or down < 1000 or failover is None or failover < 2 * down):
+            errors.append(f"Invalid Sentinel settings: redis_sentinel_master_name={name!r} (letters, digits, . _ -), "
+                          f"redis_sentinel_port={v.get('redis_sentinel_port')} (1-65535, not redis_port nor redis_exporter_port), "
+                          f"redis_sentinel_down_after_ms={v.get('redis_sentinel_down_after_ms')} (1000 or more), "
+                          f"redis_sentinel_failover_timeout_ms={v.get('redis_sentinel_failover_timeout_ms')} (at least twice "
+                          "redis_sentinel_down_after_ms).")
     fixed = list(ctx.get("fixed_directives", []))
     overridden = [key.lower() for key in (v.get("redis_extra_config") or {}) if key.lower() in fixed]
     if overridden:
