@@ -72,6 +72,8 @@ class ActionModule(ActionBase):
             default_ipv4 = facts.get("default_ipv4") or {}
             hosts[host] = {
                 "address": default_ipv4.get("address"),
+                # compared within the redis and postgresql groups (cluster_plan.check_data_releases)
+                "release": " ".join(str(facts[name]) for name in ("distribution", "distribution_major_version") if facts.get(name)),
                 "vars": {name: self._value(host_vars, name) for name in plain if name in host_vars},
                 "secrets": {name: self._secret(host_vars, name) for name in secrets if name in host_vars},
             }

@@ -60,6 +60,8 @@ CLUSTER_DEFAULTS = {
 ROLE_INPUTS = {
     "redis_port": "redis",
     "redis_exporter_port": "redis",
+    "redis_sentinel_port": "redis",
+    "redis_sentinel_master_name": "redis",
     "postgresql_port": "postgresql",
     "postgresql_pgbouncer_port": "postgresql",
     "postgresql_exporter_port": "postgresql",
@@ -230,13 +232,44 @@ def cluster_settings(inv: Inventory) -> dict:
 
 def check_groups(inv: Inventory) -> None:
     sizes = {group: len(inv.groups[group]) for group in GROUPS}
-    if (sizes["redis"] != 1 or sizes["postgresql"] != 1 or not sizes["scheduler"] or not sizes["api_server"]
-            or not sizes["workers"] or sizes["monitoring"] > 1):
+    if (not (sizes["redis"] == 1 or sizes["redis"] >= 3) or sizes["postgresql"] != 1 or not sizes["scheduler"]
+            or not sizes["api_server"] or not sizes["workers"] or sizes["monitoring"] > 1):
         inv.errors.append(
-            f"The inventory needs exactly one host in `redis` (has {sizes['redis']}) and in `postgresql` (has "
+            f"The inventory needs one host in `redis`, or three or more under Redis Sentinel (has {sizes['redis']}; two "
+            f"cannot elect a new primary when one is lost), exactly one in `postgresql` (has "
             f"{sizes['postgresql']}), and at least one in `scheduler` ({sizes['scheduler']}), `api_server` "
             f"({sizes['api_server']}) and `workers` ({sizes['workers']}); at most one in `monitoring` "
             f"({sizes['monitoring']}). See inventories/prod/hosts.yml.")
+
+
+# Settings of the broker hosts that must be the same on each of them (Sentinel's group shares them).
+REDIS_GROUP_INPUTS = ("redis_port", "redis_sentinel_port", "redis_sentinel_master_name")
+
+
+def check_data_groups(inv: Inventory) -> None:
+    """The hosts of `redis` (and `postgresql`) must run one distribution release: a replica must load
+    its primary's data (a Redis 8 RDB does not load on Redis 7; PostgreSQL 15 and 17 cannot stream to
+    each other). And a Sentinel group shares its port, Sentinel port and primary's name."""
+    for group, package in (("redis", "Redis"), ("postgresql", "PostgreSQL")):
+        members = inv.groups[group]
+        releases: dict[str, list[str]] = {}
+        for host in members:
+            releases.setdefault(inv.hosts.get(host, {}).get("release") or "unknown", []).append(host)
+        if len(members) > 1 and len(releases) > 1:
+            spread = "; ".join(f"{release} on {', '.join(hosts)}" for release, hosts in releases.items())
+            inv.errors.append(f"The `{group}` hosts run different releases ({spread}): each ships its own {package}, and a "
+                              f"replica must load its primary's data. Put hosts of one release into `{group}`.")
+    if len(inv.groups["redis"]) > 1:
+        for name in REDIS_GROUP_INPUTS + ("redis_password",):
+            values = {}
+            for host in inv.groups["redis"]:
+                value = (inv.hosts.get(host, {}).get("secrets", {}).get(name) if name == "redis_password"
+                         else repr(inv.get(host, name)))
+                values.setdefault(value, []).append(host)
+            if len(values) > 1:
+                spread = "; ".join(", ".join(hosts) for hosts in values.values())
+                inv.errors.append(f"{name} differs between the `redis` hosts (the same value on each of: {spread}): the "
+                                  "replicas and Sentinels of one broker share it. Set it once, in group_vars/redis.")
 
 
 def check_cluster_settings(inv: Inventory, settings: dict) -> None:
@@ -423,6 +456,8 @@ def listen_ports(inv: Inventory, host: str, monitoring: bool, pgbouncer: bool = 
         ports.append(("postgresql_port", inv.get(host, "postgresql_port")))
         if pgbouncer:
             ports.append(("postgresql_pgbouncer_port", inv.get(host, "postgresql_pgbouncer_port")))
+    if host in inv.groups["redis"] and len(inv.groups["redis"]) >= 3:
+        ports.append(("redis_sentinel_port", inv.get(host, "redis_sentinel_port")))
     if monitoring and host in inv.groups["redis"]:
         ports.append(("redis_exporter_port", inv.get(host, "redis_exporter_port")))
     if monitoring and host in inv.groups["postgresql"]:
@@ -460,7 +495,7 @@ def tls_names(host: str, address: str | None, extra: list[str]) -> list[str]:
 
 # The TLS servers, by the port input that places a service on a host, and where their key and
 # certificate are on that host.
-TLS_SERVERS = {"redis_port": "redis", "postgresql_port": "postgresql", "airflow_api_server_port": "api_server",
+TLS_SERVERS = {"redis_port": "redis", "redis_sentinel_port": "redis", "postgresql_port": "postgresql", "airflow_api_server_port": "api_server",
                "flower_port": "flower", "postgresql_exporter_port": "postgresql_exporter", "prometheus_port": "prometheus"}
 TLS_DIR = "/etc/airflow-ops/tls"
 
@@ -477,10 +512,10 @@ def tls_files(ports: list[tuple[str, int]], settings: dict) -> dict:
         return {"cert": f"{TLS_DIR}/{name}.crt", "key": f"{TLS_DIR}/{name}.key"}
 
     given = settings["site_tls_cert"] is not None
-    served = [TLS_SERVERS[name] for name, _port in ports if name in TLS_SERVERS] if settings["site_tls"] else []
+    served = unique([TLS_SERVERS[name] for name, _port in ports if name in TLS_SERVERS]) if settings["site_tls"] else []
     files = {service: pair("host" if given else service) if service in served else {"cert": "", "key": ""}
-             for service in TLS_SERVERS.values()}
-    stale = [service for service in TLS_SERVERS.values() if given or service not in served] + ([] if given else ["host"])
+             for service in unique(TLS_SERVERS.values())}
+    stale = [service for service in unique(TLS_SERVERS.values()) if given or service not in served] + ([] if given else ["host"])
     return {"services": [] if given else served, "files": files,
             "unused": [path for name in stale for path in pair(name).values()]}
 
@@ -502,6 +537,7 @@ def plan(data: dict, roles: dict) -> dict:
     check_groups(inv)
     if inv.errors:  # nothing else can be placed
         raise PlanError(inv.errors)
+    check_data_groups(inv)
     settings = cluster_settings(inv)
     check_cluster_settings(inv, settings)
     check_colocated_workers(inv, settings)
@@ -513,7 +549,7 @@ def plan(data: dict, roles: dict) -> dict:
     airflow_hosts = unique(groups["scheduler"] + groups["api_server"] + groups["workers"] + groups["flower"])
 
     # Addresses: every host whose address a rule or endpoint names must have one.
-    needed = unique([redis_host, postgresql_host] + groups["api_server"] + groups["monitoring"]
+    needed = unique(groups["redis"] + [postgresql_host] + groups["api_server"] + groups["monitoring"]
                     + (groups["flower"] if monitoring_host else [])
                     + (airflow_hosts if settings["site_firewall"] else []))
     unaddressed = [host for host in needed if not inv.address(host)]
@@ -529,8 +565,19 @@ def plan(data: dict, roles: dict) -> dict:
     def addresses(hosts):
         return [inv.address(host) for host in hosts if inv.address(host)]
 
+    def redis_peers(host):
+        return addresses([peer for peer in groups["redis"] if peer != host])
+
     pgbouncer = settings["site_pgbouncer"]
-    broker = {"host": redis_host, "address": inv.address(redis_host), "port": inv.get(redis_host, "redis_port")}
+    # The broker: one Redis, or (three or more hosts) Redis Sentinel on each, which the clients ask where
+    # the primary is. site.yml reads the broker's secrets on `host`, the first (each holds the same).
+    sentinel = len(groups["redis"]) >= 3
+    broker = {"host": redis_host, "address": inv.address(redis_host), "port": inv.get(redis_host, "redis_port"),
+              "sentinel": sentinel,
+              "hosts": [{"name": host, "address": inv.address(host)} for host in groups["redis"]] if sentinel else [],
+              "sentinels": [endpoint(inv.address(host), inv.get(host, "redis_sentinel_port"))
+                            for host in groups["redis"]] if sentinel else [],
+              "master_name": inv.get(redis_host, "redis_sentinel_master_name")}
     # What the Airflow hosts connect to: PgBouncer beside PostgreSQL (site_pgbouncer, the default), or
     # PostgreSQL itself. The migration always goes to PostgreSQL itself (direct_port): it holds
     # session-level advisory locks, which a transaction pooler cannot keep.
@@ -602,7 +649,8 @@ def plan(data: dict, roles: dict) -> dict:
                       "postgresql": inv.get(postgresql_host, "postgresql_exporter_port")}
     prometheus_targets = []
     if monitoring_host:
-        prometheus_targets = [{"job": "redis", "targets": [f"{broker['address']}:{exporter_ports['redis']}"]}]
+        prometheus_targets = [{"job": "redis", "targets": [endpoint(inv.address(host), inv.get(host, "redis_exporter_port"))
+                                                           for host in groups["redis"]]}]
     # The PostgreSQL exporter's job: over TLS with site_tls, with a login (web_auth.SCRAPE_USER) whose
     # password site.yml derives from the monitoring host's prometheus_basic_auth (a secret, not carried).
     # Debian 12's Redis exporter (1.45) serves neither TLS nor logins: the firewall alone guards it.
@@ -630,7 +678,12 @@ def plan(data: dict, roles: dict) -> dict:
         port_of = dict(ports)
         rules = []
         if "redis_port" in port_of:
-            rules.append({"name": "Redis broker: the Airflow hosts", "port": port_of["redis_port"], "sources": airflow_sources})
+            rules.append({"name": "Redis broker: the Airflow hosts" + (" and the other broker hosts (replicas, Sentinels)"
+                                                                       if sentinel else ""),
+                          "port": port_of["redis_port"], "sources": airflow_sources + (redis_peers(host) if sentinel else [])})
+        if "redis_sentinel_port" in port_of:
+            rules.append({"name": "Redis Sentinel: the Airflow hosts and the other Sentinels", "port": port_of["redis_sentinel_port"],
+                          "sources": airflow_sources + redis_peers(host)})
         clients = unique(postgresql["airflow_clients"] + postgresql["result_backend_clients"])
         if "postgresql_pgbouncer_port" in port_of:
             rules.append({"name": "PgBouncer: the Airflow hosts its hba admits", "port": port_of["postgresql_pgbouncer_port"],
@@ -675,6 +728,8 @@ def plan(data: dict, roles: dict) -> dict:
             "execution_api_url": (f"{'https' if settings['site_tls'] else 'http'}://127.0.0.1:"
                                   f"{inv.get(host, 'api_balancer_port')}/execution/") if balancer else "",
             "api_balancer_servers": api_server["servers"] if balancer else [],
+            # Every broker host under Sentinel (none: a single Redis), on each broker host.
+            "redis_replication_hosts": broker["hosts"] if host in groups["redis"] else [],
             "tls_names": tls_names(host, inv.address(host), settings["site_tls_extra_names"] or []),
             "tls_services": tls["services"],
             "tls_files": tls["files"],
@@ -711,6 +766,11 @@ def plan(data: dict, roles: dict) -> dict:
             [f"PgBouncer is turned off on {postgresql_host}: it keeps serving the Airflow hosts until they moved to "
              "PostgreSQL directly, and stops in the run's last play."] if leaving else []),
     }
+
+
+def endpoint(address: str | None, port) -> str:
+    """address:port, an IPv6 address in brackets."""
+    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
 
 
 def covered(address: str | None, networks: list[str]) -> bool:
@@ -759,7 +819,7 @@ def limit_notes(inv: Inventory, settings: dict, hosts: dict) -> list[str]:
     for host in inv.play_hosts:
         if host not in inv.groups["workers"] or covered(inv.address(host), admitted_ahead):
             continue
-        servers = [inv.groups["postgresql"][0]] + ([inv.groups["redis"][0]] + inv.groups["api_server"]
+        servers = [inv.groups["postgresql"][0]] + (inv.groups["redis"] + inv.groups["api_server"]
                                                    if settings["site_firewall"] else [])
         missed = [server for server in unique(servers) if server in outside]
         if missed:

@@ -83,6 +83,7 @@ SHAPES = {
     "worker-networks": (SPLIT, {"site_firewall": True, "site_worker_networks": ["10.9.0.0/24"],
                                 "site_postgresql_extra_clients": ["10.8.0.0/24"]}),
     "queues-per-worker": (dict(SPLIT, workers=["w1", "w2", "gpu1"]), {"site_firewall": True}),
+    "sentinel": (dict(SPLIT, redis=["r1", "r2", "r3"]), {"site_tls": True, "site_firewall": True}),
 }
 # Host variables a shape sets per host (what an inventory's host_vars would).
 SHAPE_HOST_VARS = {
@@ -157,7 +158,8 @@ def test_nothing_else_is_open(shape):
 
 def test_split_plan_golden():
     result = plan(inventory(SPLIT))
-    assert result["broker"] == {"host": "data", "address": "10.0.0.1", "port": 6379}
+    assert result["broker"] == {"host": "data", "address": "10.0.0.1", "port": 6379, "sentinel": False, "hosts": [],
+                                "sentinels": [], "master_name": "airflow"}
     # Through PgBouncer (site_pgbouncer, on by default); the migration goes to PostgreSQL's own port.
     assert result["database"] == {"host": "data", "address": "10.0.0.1", "port": 6432, "direct_port": 5432,
                                   "name": "airflow", "user": "airflow"}
@@ -527,7 +529,7 @@ def test_peers_to_address_under_limit():
 # --- every error names the host, the variable and what is accepted ----------------------------
 
 @pytest.mark.parametrize(("groups", "expected"), [
-    (dict(SPLIT, redis=["data", "w1"]), "exactly one host in `redis` (has 2)"),
+    (dict(SPLIT, redis=["data", "w1"]), "three or more under Redis Sentinel (has 2; two cannot elect"),
     (dict(SPLIT, postgresql=["data", "w1"]), "`postgresql` (has 2)"),
     (dict(SPLIT, scheduler=[]), "`scheduler` (0)"),
     (dict(SPLIT, api_server=[]), "`api_server` (0)"),
@@ -891,3 +893,53 @@ def test_a_cluster_leaving_pgbouncer_keeps_it_serving_until_the_last_play():
         assert gone["postgresql"]["pgbouncer"]["leaving"] is False and gone["notes"] == []
         assert 6432 not in {rule["port"] for rule in gone["hosts"]["data"]["firewall_rules"]}
     assert plan(dict(inventory(SPLIT), database_before="pooled"))["postgresql"]["pgbouncer"]["leaving"] is False
+
+
+# --- Redis Sentinel (three or more broker hosts) -------------------------------------------------
+
+SENTINEL = dict(SPLIT, redis=["r1", "r2", "r3"], monitoring=["core"])
+
+
+def test_three_broker_hosts_run_sentinel_and_the_clients_ask_every_sentinel():
+    result = plan(inventory(SENTINEL, common={"site_tls": True, "site_firewall": True}))
+    addresses = {name: host["address"] for name, host in result["hosts"].items()}
+    broker = result["broker"]
+    assert broker["sentinel"] and broker["master_name"] == "airflow" and broker["host"] == "r1"
+    assert broker["sentinels"] == [f"{addresses[h]}:26379" for h in ("r1", "r2", "r3")]
+    for host in ("r1", "r2", "r3"):
+        mine = result["hosts"][host]
+        assert mine["redis_replication_hosts"] == [{"name": h, "address": addresses[h]} for h in ("r1", "r2", "r3")]
+        others = {addresses[h] for h in ("r1", "r2", "r3") if h != host}
+        # Sentinel and replication: each broker host from the other two; the Airflow hosts reach both ports
+        for port in (6379, 26379):
+            sources = served_by(result, host, port)[0]["sources"]
+            assert others <= set(sources) and addresses[host] not in sources
+            assert {addresses["core"], addresses["w1"], addresses["w2"]} <= set(sources)
+        assert {"input": "redis_sentinel_port", "port": 26379} in mine["listen"]
+        assert mine["tls_services"][:1] == ["redis"] and mine["tls_services"].count("redis") == 1
+    assert result["hosts"]["w1"]["redis_replication_hosts"] == []
+    assert result["prometheus_targets"][0]["targets"] == [f"{addresses[h]}:9121" for h in ("r1", "r2", "r3")]
+
+
+def test_one_broker_host_stays_a_single_redis():
+    result = plan(inventory(SPLIT, common={"site_firewall": True}))
+    assert not result["broker"]["sentinel"] and result["broker"]["sentinels"] == []
+    assert result["hosts"]["data"]["redis_replication_hosts"] == []
+    assert 26379 not in [rule["port"] for rule in result["hosts"]["data"]["firewall_rules"]]
+
+
+def test_broker_hosts_of_different_releases_are_refused():
+    data = inventory(SENTINEL)
+    for host, release in (("r1", "Debian 12"), ("r2", "Debian 12"), ("r3", "Debian 13")):
+        data["hosts"][host]["release"] = release
+    assert one_error(data) == ("The `redis` hosts run different releases (Debian 12 on r1, r2; Debian 13 on r3): each "
+                               "ships its own Redis, and a replica must load its primary's data. Put hosts of one release "
+                               "into `redis`.")
+
+
+def test_the_broker_hosts_share_their_password_and_ports():
+    data = inventory(SENTINEL, host_vars={"r3": {"redis_sentinel_port": 26380}},
+                     secrets={"r2": {"redis_password": "another digest"}})
+    found = errors(data)
+    assert found[0].startswith("redis_sentinel_port differs between the `redis` hosts (the same value on each of: r1, r2; r3)")
+    assert found[1].startswith("redis_password differs between the `redis` hosts (the same value on each of: r1, r3; r2)")
