@@ -21,16 +21,19 @@ def where(url):
 
 
 def check_broker():
-    import redis
+    """Through kombu, with the settings the Celery app gets ([celery] celery_config_options: broker URL,
+    transport options, TLS): a single Redis, or the primary the Sentinels name (sentinel://...;...)."""
+    import kombu
 
-    url = conf.get("celery", "broker_url")
-    # TLS (rediss://) verified against the CA the Celery app uses ([celery] ssl_cacert).
-    tls = {"ssl_cert_reqs": "required", "ssl_ca_certs": conf.get("celery", "ssl_cacert")} \
-        if conf.getboolean("celery", "ssl_active", fallback=False) else {}
+    config = conf.getimport("celery", "celery_config_options")
+    url = config["broker_url"]
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=10, **tls).ping()
+        with kombu.Connection(url, transport_options=dict(config.get("broker_transport_options") or {}),
+                              ssl=config.get("broker_use_ssl") or False, connect_timeout=10) as connection:
+            connection.ensure_connection(max_retries=1, timeout=10)
+            connection.default_channel.client.ping()
     except Exception as err:  # noqa: BLE001 - report whatever the client says
-        return f"the Celery broker {where(url)}: {type(err).__name__}: {err}"
+        return f"the Celery broker {', '.join(where(one) for one in url.split(';'))}: {type(err).__name__}: {err}"
     return None
 
 
