@@ -44,18 +44,98 @@ def sh(host: str, command: str, check: bool = True) -> str:
     return out.stdout.strip()
 
 
-def broker(command: str, user: str | None = "admin") -> str:
-    """A redis-cli command to the broker, on its host: as `user`, or with redis_password alone
-    (user None: the `default` user of a broker set up before ACL users)."""
+# The broker: Redis Sentinel's group of three (molecule.yml's `redis`), cl-broker the first primary.
+BROKER_HOSTS = ["cl-broker", "cl-scheduler", "cl-worker1"]
+SENTINEL_PORT = 26379
+MASTER_NAME = "airflow"  # redis_sentinel_master_name
+
+
+def broker(command: str, user: str | None = "admin", host: str = "cl-broker", port: int = 6379, check: bool = True) -> str:
+    """A redis-cli command to a broker host's Redis (or, port 26379, its Sentinel), on that host: as
+    `user`, or with redis_password alone (user None: the `default` user of a broker set up before ACL users)."""
     login = f" --user {user}" if user else ""
-    return sh("cl-broker", f"REDISCLI_AUTH={REDIS_ADMIN_PASSWORD} redis-cli --no-auth-warning --tls --cacert /etc/redis/tls/ca.crt"
-                           f"{login} -h {container_ip('cl-broker')} {command}")
+    return sh(host, f"REDISCLI_AUTH={REDIS_ADMIN_PASSWORD} redis-cli --no-auth-warning --tls --cacert /etc/redis/tls/ca.crt"
+                    f"{login} -h {container_ip(host)} -p {port} {command}", check=check)
 
 
 def broker_acl_log() -> list[dict]:
-    """The broker's ACL LOG (commands and logins it refused), read as its admin user before a drill
-    restarts Redis, which empties it: the verifier asserts that no client was refused anything."""
-    return json.loads(broker("--json ACL LOG 128") or "[]")
+    """The ACL LOG (commands and logins refused) of every broker host's Redis, read as admin before a
+    drill restarts one, which empties it: the verifier asserts that no client was refused anything."""
+    return [entry for host in BROKER_HOSTS for entry in json.loads(broker("--json ACL LOG 128", host=host, check=False) or "[]")]
+
+
+BROKER_ADDRESSES: dict[str, str] = {}
+
+
+def primary_host(hosts=None) -> str | None:
+    """The broker host most Sentinels (of `hosts`, default all) name as the primary; None if none answers."""
+    if not BROKER_ADDRESSES:  # read while every host runs: a killed container has no address
+        BROKER_ADDRESSES.update({container_ip(host): host for host in BROKER_HOSTS})
+    by_address = BROKER_ADDRESSES
+    named: dict[str, int] = {}
+    for host in hosts or BROKER_HOSTS:
+        words = broker(f"SENTINEL GET-MASTER-ADDR-BY-NAME {MASTER_NAME}", host=host, port=SENTINEL_PORT, check=False).split()
+        if words:
+            name = by_address.get(words[0], words[0])
+            named[name] = named.get(name, 0) + 1
+    return max(named, key=named.get) if named else None
+
+
+def move_primary(target: str) -> str:
+    """Make `target` the primary before a drill kills its host (cl-broker runs no scheduler): the other
+    replicas may not be promoted (replica-priority 0) while the Sentinels fail over on request."""
+    others = [host for host in BROKER_HOSTS if host not in (target, primary_host())]
+    for host in others:
+        broker("CONFIG SET replica-priority 0", host=host)
+    try:
+        time.sleep(11)  # the Sentinels read a replica's priority from its INFO, every 10 s
+        broker(f"SENTINEL FAILOVER {MASTER_NAME}", host=target, port=SENTINEL_PORT)
+        wait_for(f"{target} to be the primary", lambda: primary_host() == target and replication(target).get("connected_slaves") == "2",
+                 timeout=120, interval=1)
+    finally:
+        for host in others:
+            broker("CONFIG SET replica-priority 100", host=host)
+    return target
+
+
+def replication(host: str) -> dict:
+    """INFO replication of a broker host's Redis as {field: value}; {} while it does not answer."""
+    out = broker("INFO replication", host=host, check=False)
+    return dict(line.strip().split(":", 1) for line in out.splitlines() if ":" in line)
+
+
+# What a Celery client does to reach the broker (roles/_airflow_common/files/celery_check.py's way:
+# kombu with the settings the app gets, [celery] celery_config_options), tried on a worker host every half second from the fault on
+# until it reaches a primary again: seconds from its start, printed.
+FOLLOW_PROBE = r"""
+import time
+import kombu
+from airflow.configuration import conf
+c = conf.getimport("celery", "celery_config_options")
+started = time.time()
+while time.time() - started < 120:
+    try:
+        with kombu.Connection(c["broker_url"], transport_options=dict(c["broker_transport_options"]),
+                              ssl=c.get("broker_use_ssl") or False, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1, timeout=5)
+            client = conn.default_channel.client
+            client.lpush("airflow-ops-drill-probe", "1")
+            client.delete("airflow-ops-drill-probe")
+        print("reached", round(time.time() - started, 1))
+        break
+    except Exception:
+        time.sleep(0.5)
+"""
+
+
+def follow_seconds(host: str, out: dict) -> None:
+    """Run FOLLOW_PROBE as airflow on a worker host; its answer (or None) into out["seconds"]."""
+    command = ["docker", "exec", "-u", "airflow", "-e", "AIRFLOW_CONFIG=/etc/airflow/airflow.cfg", "-e", "AIRFLOW_HOME=/opt/airflow", host,
+               "/opt/airflow/venv/bin/python", "-c", FOLLOW_PROBE]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=180)
+    reached = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("reached ")]
+    out["seconds"] = float(reached[0]) if reached else None
+    out["error"] = done.stderr.strip()[-300:] if done.returncode else ""
 
 
 def unit(host: str, name: str) -> dict:
@@ -274,23 +354,58 @@ def drill_worker_restart(cluster: Cluster) -> dict:
     return result
 
 
-def drill_redis_kill9(cluster: Cluster) -> dict:
-    """Workers stopped, tasks queued in Redis, Redis killed; Redis and workers back."""
+def drill_redis_primary(cluster: Cluster, how: str) -> dict:
+    """The Redis primary lost while tasks run and more wait in the queue: its process killed (kill -9,
+    kept down as a process that crashes again would be) or its host killed (docker kill). A replica
+    is promoted by the Sentinels; workers and schedulers follow without a restart; the old primary,
+    back, rejoins as a replica. Figures: seconds to the promotion, until a client on a worker host
+    reaches the new primary, and until the old one replicates it."""
     began = time.time()
-    on_all(WORKERS, lambda h: sh(h, f"systemctl stop {WORKER_UNIT}"))
-    run_id = cluster.start(dag=FANOUT)
-    queued = len(cluster.wait_holds(run_id, 8, "queued", dag=FANOUT))
-    time.sleep(3)  # appendfsync everysec: what Redis acknowledged a second ago is on disk
-    before = int(unit("cl-broker", "redis-server")["NRestarts"])
+    old = primary_host()
+    if how == "host" and old != "cl-broker":
+        old = move_primary("cl-broker")
+    survivors = [host for host in BROKER_HOSTS if host != old]
+    run_id = cluster.start(tasks=20, seconds=15)
+    cluster.wait_holds(run_id, 8, "running")
     acl_log = broker_acl_log()
+    components = {f"{h}/{u}": unit(h, u)["MainPID"] for h in HOSTS if h != old or how == "kill9" for u in airflow_units(h)}
+    probe: dict = {}
     fault_at = time.time()
-    sh("cl-broker", f"kill -9 {unit('cl-broker', 'redis-server')['MainPID']}")
-    back = wait_for("systemd to restart Redis", lambda: unit("cl-broker", "redis-server")["ActiveState"] == "active"
-                    and int(unit("cl-broker", "redis-server")["NRestarts"]) > before and time.time(), timeout=120, interval=1)
-    on_all(WORKERS, lambda h: sh(h, f"systemctl start {WORKER_UNIT}"))
-    result = cluster.summary(run_id, began, dag=FANOUT)
-    result.update(redis_back_seconds=round(back - fault_at, 1), queued_at_kill=queued, acl_log_before=acl_log)
+    if how == "kill9":
+        sh(old, f"kill -9 {unit(old, 'redis-server')['MainPID']}; systemctl stop redis-server")
+    else:
+        subprocess.run(["docker", "kill", old], check=True, capture_output=True)
+    follower = threading.Thread(target=follow_seconds, args=("cl-worker2", probe))
+    follower.start()
+    promoted = wait_for("a Sentinel to name a new primary",
+                        lambda: (p := primary_host(survivors)) not in (None, old) and (p, time.time()), timeout=120, interval=0.5)
+    follower.join()
+    if how == "kill9":
+        sh(old, "systemctl start redis-server")
+    else:
+        subprocess.run(["docker", "start", old], check=True, capture_output=True)
+    new_address = {host: address for address, host in BROKER_ADDRESSES.items()}[promoted[0]]
+    rejoined = wait_for(f"{old} to replicate {promoted[0]}",
+                        lambda: replication(old).get("master_host") == new_address
+                        and replication(old).get("master_link_status") == "up" and time.time(), timeout=180, interval=1)
+    result = cluster.summary(run_id, began)
+    starts = sorted(epoch(ti["start_date"]) for ti in cluster.holds(run_id) if ti["start_date"] and epoch(ti["start_date"]) > fault_at)
+    restarted = sorted(name for name, pid in components.items() if unit(*name.split("/"))["MainPID"] != pid)
+    result.update(old_primary=old, new_primary=promoted[0], promoted_seconds=round(promoted[1] - fault_at, 1),
+                  broker_back_seconds=probe.get("seconds"), probe_error=probe.get("error", ""),
+                  rejoined_seconds=round(rejoined - fault_at, 1), started_after_fault=len(starts),
+                  first_start_after_fault_seconds=round(starts[0] - fault_at, 1) if starts else None,
+                  restarted_components=restarted, acl_log_before=acl_log,
+                  replicas_of_new_primary=int(replication(promoted[0]).get("connected_slaves", 0)))
     return result
+
+
+def drill_redis_host_kill(cluster: Cluster) -> dict:
+    return drill_redis_primary(cluster, "host")
+
+
+def drill_redis_kill9(cluster: Cluster) -> dict:
+    return drill_redis_primary(cluster, "kill9")
 
 
 def drill_postgresql_restart(cluster: Cluster) -> dict:
@@ -566,6 +681,7 @@ DRILLS = {
     "worker_oom": drill_worker_oom,
     "lost_workers": drill_lost_workers,
     "worker_restart": drill_worker_restart,
+    "redis_host_kill": drill_redis_host_kill,
     "redis_kill9": drill_redis_kill9,
     "postgresql_restart": drill_postgresql_restart,
     "api_server_stop": drill_api_server_stop,

@@ -290,6 +290,24 @@ def test_each_workers_tasks_reach_both_api_servers_through_its_own_haproxy():
         assert not molecule_host(name).file(f"/etc/systemd/system/{BALANCER}.service").exists, name
 
 
+def test_every_celery_client_finds_the_primary_through_the_sentinels_with_keepalive():
+    """Each Airflow host with a broker login names the three Sentinels (sentinel:// URLs, the master name, its
+    own user on the Sentinels too) and the collection's Celery settings (root's module), which put TCP keepalive
+    on the broker connections: a worker's connections to the primary carry keepalive timers, so a stopped broker
+    host is noticed in seconds, not hours."""
+    sentinels = [f"{container_ip(name)}:26379" for name in ("cl-broker", "cl-scheduler", "cl-worker1")]
+    for name in ("cl-scheduler", "cl-worker2", "cl-broker"):
+        host = molecule_host(name)
+        config = host.check_output("grep -E '^(broker_url|master_name|celery_config_options) ' /etc/airflow/airflow.cfg")
+        assert [url.split("@")[1] for url in config.split("broker_url = ")[1].split()[0].split(";")] == [f"{s}/0" for s in sentinels]
+        assert "master_name = airflow" in config and "celery_config_options = airflow_ops_celery.CELERY_CONFIG" in config, name
+        module = host.file("/opt/airflow/config/airflow_ops_celery.py")
+        assert (module.user, module.group, module.mode) == ("root", "root", 0o644)
+    worker = molecule_host("cl-worker2")
+    connections = worker.check_output("ss -Htnoe state established '( dport = :6379 )'").splitlines()
+    assert connections and all("timer:(keepalive" in line for line in connections), connections
+
+
 def test_every_airflow_host_connects_through_pgbouncer_and_only_the_scheduler_knows_the_direct_url():
     """airflow.cfg points the sync and async engines at PgBouncer's port, the async one on psycopg 3 with the
     collection's connect arguments (root's module: no server-side prepared statements); the migration's
@@ -321,7 +339,7 @@ def test_the_worker_unit_is_memory_bounded_without_throttling():
 
 # site_firewall is on: cl-outsider, on the cluster's network but in no group, can open none of
 # the service ports (refused by a TCP reset), whatever it knows.
-@pytest.mark.parametrize("host, port", [("cl-broker", 6379), ("cl-broker", 5555), ("cl-db", 5432), ("cl-db", 6432), ("cl-api", 8080),
+@pytest.mark.parametrize("host, port", [("cl-broker", 6379), ("cl-broker", 26379), ("cl-broker", 5555), ("cl-db", 5432), ("cl-db", 6432), ("cl-api", 8080),
                                         ("cl-worker1", 8793), ("cl-worker2", 8793),
                                         ("cl-broker", 9121), ("cl-db", 9187), ("cl-db", 9090)])
 def test_from_outside_no_service_port_opens(host, port):
@@ -363,7 +381,7 @@ def test_the_firewall_admits_what_the_cluster_needs():
     """The control for the test above: from cl-worker1 the broker, PgBouncer and the api server open,
     PostgreSQL itself and Flower (admin networks only) do not; nothing in the rules of the worker admits the outsider."""
     worker = molecule_host("cl-worker1")
-    for host, port, opens in [("cl-broker", 6379, True), ("cl-db", 6432, True), ("cl-db", 5432, False), ("cl-api", 8080, True),
+    for host, port, opens in [("cl-broker", 6379, True), ("cl-broker", 26379, True), ("cl-db", 6432, True), ("cl-db", 5432, False), ("cl-api", 8080, True),
                               ("cl-broker", 5555, False), ("cl-broker", 9121, False), ("cl-db", 9090, False)]:
         out = worker.run(f"timeout 10 bash -c 'exec 3<>/dev/tcp/{container_ip(host)}/{port}'")
         assert (out.rc == 0) == opens, (host, port, out.stderr)
@@ -414,7 +432,7 @@ def certificate_fingerprint(pem):
     return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex()
 
 
-@pytest.mark.parametrize("host, port, kind", [("cl-broker", 6379, "redis"), ("cl-db", 6432, "postgres"),
+@pytest.mark.parametrize("host, port, kind", [("cl-broker", 6379, "redis"), ("cl-broker", 26379, "redis"), ("cl-db", 6432, "postgres"),
                                               ("cl-api", 8080, "https")])
 def test_each_cluster_endpoint_presents_a_certificate_the_ca_verifies(host, port, kind):
     answer = tls_probe(host, port, kind)
@@ -422,7 +440,7 @@ def test_each_cluster_endpoint_presents_a_certificate_the_ca_verifies(host, port
     assert container_ip(host) in answer
 
 
-TLS_SERVERS = [("cl-broker", "redis", 6379, "redis"), ("cl-broker", "flower", 5555, "admin"),
+TLS_SERVERS = [("cl-broker", "redis", 6379, "redis"), ("cl-worker1", "redis", 6379, "redis"), ("cl-broker", "flower", 5555, "admin"),
                ("cl-db", "postgresql", 5432, "postgres"), ("cl-api", "api_server", 8080, "https"),
                ("cl-db", "postgresql_exporter", 9187, "monitoring"), ("cl-db", "prometheus", 9090, "admin")]
 

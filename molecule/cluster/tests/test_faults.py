@@ -16,13 +16,15 @@ DRILLS = [
     "pool_fanout",
     "lost_workers",
     "worker_restart",
+    "redis_host_kill",
     "redis_kill9",
     "postgresql_restart",
     "api_server_stop",
     "scheduler_kill9",
     "all_hosts_restart",
 ]
-TIMES = ("recovery_seconds", "worker_back_seconds", "restart_seconds", "redis_back_seconds", "balancer_down_seconds",
+TIMES = ("recovery_seconds", "worker_back_seconds", "restart_seconds", "promoted_seconds", "broker_back_seconds",
+         "first_start_after_fault_seconds", "rejoined_seconds", "balancer_down_seconds",
          "balancer_up_seconds", "scheduler_back_seconds", "healthy_seconds", "pooler_back_seconds", "run_seconds",
          "units_back_seconds")
 
@@ -76,11 +78,34 @@ def test_a_killed_worker_leaves_no_task_process_behind():
     assert drill("worker_kill9")["leftover_processes"] == [], "task processes of the killed worker ran on"
 
 
-@pytest.mark.parametrize("name", ["worker_restart", "redis_kill9"])
+@pytest.mark.parametrize("name", ["worker_restart", "redis_host_kill", "redis_kill9"])
 def test_tasks_run_once_where_nothing_was_lost(name):
-    # A restarted worker finishes its tasks first; a killed Redis keeps its queue (AOF).
+    # A restarted worker finishes its tasks first; a lost Redis primary's queue is on its replicas.
     result = drill(name)
     assert set(result["tries"].values()) == {1}, result
+
+
+# Issue #27: a lost Redis primary is replaced, and the clients reach the new one, within this many seconds.
+BROKER_RECOVERY_LIMIT = 30
+
+
+@pytest.mark.parametrize("name", ["redis_host_kill", "redis_kill9"])
+def test_a_lost_redis_primary_is_replaced_and_the_clients_follow_without_a_restart(name, capsys):
+    """The primary's host killed (docker kill), then the next primary's process (kill -9, kept down): the
+    Sentinels promote a replica, a Celery client on a worker host reaches it (kombu with the app's settings,
+    writing a key) within BROKER_RECOVERY_LIMIT, the workers take the queued tasks from it, no Airflow unit
+    restarted, and the old primary, back, replicates the new one."""
+    result = drill(name)
+    report(f"[broker] {name}: {result['old_primary']} lost, {result['new_primary']} promoted in {result['promoted_seconds']} s; "
+           f"a client on cl-worker2 wrote to it {result['broker_back_seconds']} s after the fault; {result['started_after_fault']} "
+           f"tasks started after it, the first {result['first_start_after_fault_seconds']} s after; {result['old_primary']} "
+           f"a replica again after {result['rejoined_seconds']} s", capsys)
+    assert result["new_primary"] not in (None, result["old_primary"]), result
+    assert result["broker_back_seconds"] is not None, result["probe_error"]
+    assert result["broker_back_seconds"] <= BROKER_RECOVERY_LIMIT, result
+    assert result["started_after_fault"] > 0, result
+    assert result["restarted_components"] == [], result
+    assert result["replicas_of_new_primary"] == 2, result
 
 
 def test_a_restarted_worker_finishes_its_running_tasks_before_it_stops():

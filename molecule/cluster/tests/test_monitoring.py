@@ -52,7 +52,10 @@ def test_prometheus_has_recent_samples_from_every_source(expr):
 
 def test_every_target_is_up():
     targets = {s["metric"]["job"]: s["value"][1] for s in query("up")}
-    assert targets.get("redis") == "1" and targets.get("postgresql") == "1" and targets.get("airflow") == "1", targets
+    assert targets.get("postgresql") == "1" and targets.get("airflow") == "1", targets
+    # Redis Sentinel's group: the exporter of each of the three broker hosts
+    brokers = query('up{job="redis"}')
+    assert len(brokers) == 3 and all(s["value"][1] == "1" for s in brokers), brokers
     flower = query('up{job="flower"}')
     assert flower and all(s["value"][1] == "1" for s in flower), flower
 
@@ -101,7 +104,8 @@ def test_prometheus_knows_when_each_certificate_ends_as_the_last_run_left_it():
     watched = {(s["metric"]["host"], s["metric"]["service"]): int(float(s["value"][1]))
                for s in recent("airflow_ops_tls_certificate_expiry_timestamp_seconds")}
     expected = {}
-    for host, service in [("cl-broker", "redis"), ("cl-broker", "flower"), ("cl-db", "postgresql"), ("cl-api", "api_server"),
+    for host, service in [("cl-broker", "redis"), ("cl-scheduler", "redis"), ("cl-worker1", "redis"),
+                          ("cl-broker", "flower"), ("cl-db", "postgresql"), ("cl-api", "api_server"),
                           ("cl-scheduler", "api_server"), ("cl-db", "postgresql_exporter"), ("cl-db", "prometheus"),
                           ("cl-db", "ca")]:
         pem = molecule_host(host).check_output(f"cat /etc/airflow-ops/tls/{service}.crt")

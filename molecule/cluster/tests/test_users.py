@@ -20,29 +20,52 @@ FORBIDDEN = [
     ["DEBUG", "SLEEP", "0"], ["SHUTDOWN", "NOSAVE"], ["ACL", "LIST"], ["ACL", "SETUSER", "worker", "+@all"],
     ["MONITOR"], ["CLIENT", "KILL", "TYPE", "normal"], ["KEYS", "*"], ["SCAN", "0"], ["SAVE"],
 ]
-# As task code would: the broker login of airflow.cfg, over TLS as the Celery app connects.
+# As task code would: the broker login of airflow.cfg, through the Sentinels to the primary, over TLS,
+# as the Celery app connects (kombu with the app's settings); then the same login on each Sentinel.
 AS_TASK_CODE = """
-import json, sys, redis
-from airflow.configuration import conf
-client = redis.Redis.from_url(conf.get("celery", "broker_url"), ssl_cert_reqs="required",
-                              ssl_ca_certs=conf.get("celery", "ssl_cacert"), socket_timeout=10)
+import json, sys
+from urllib.parse import urlsplit
+import kombu, redis
+from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG as c
+options = dict(c["broker_transport_options"])
+connection = kombu.Connection(c["broker_url"], transport_options=options, ssl=c.get("broker_use_ssl") or False)
+connection.ensure_connection(max_retries=3)
+client = connection.default_channel.client
 answers = {"whoami_ping": str(client.ping())}
 for command in json.loads(sys.argv[1]):
     try:
         answers[" ".join(command)] = "allowed: " + repr(client.execute_command(*command))[:80]
     except redis.exceptions.RedisError as error:
         answers[" ".join(command)] = f"{type(error).__name__}: {error}"
+for url in c["broker_url"].split(";"):
+    parts = urlsplit(url)
+    sentinel = redis.Redis(parts.hostname, parts.port, **options["sentinel_kwargs"])
+    answers[f"lookup on {parts.hostname}"] = str(bool(sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "airflow")))
+    for command in json.loads(sys.argv[2]):
+        try:
+            answers[f"{' '.join(command)} on {parts.hostname}"] = "allowed: " + repr(sentinel.execute_command(*command))[:80]
+        except redis.exceptions.RedisError as error:
+            answers[f"{' '.join(command)} on {parts.hostname}"] = f"{type(error).__name__}: {error}"
 print(json.dumps(answers))
 """
+# What the broker login must not do to a Sentinel: start a failover, change, move or drop what it watches, read its settings.
+SENTINEL_FORBIDDEN = [
+    ["SENTINEL", "FAILOVER", "airflow"], ["SENTINEL", "SET", "airflow", "quorum", "1"], ["SENTINEL", "REMOVE", "airflow"],
+    ["SENTINEL", "MONITOR", "evil", "203.0.113.1", "6379", "1"], ["SENTINEL", "RESET", "*"], ["SENTINEL", "CONFIG", "GET", "*"],
+    ["SENTINEL", "DEBUG"], ["ACL", "LIST"], ["SHUTDOWN"],
+]
+BROKER_HOSTS = ["cl-broker", "cl-scheduler", "cl-worker1"]  # Redis Sentinel's group (molecule.yml)
 
 
 def acl_log(host):
-    """ACL LOG as the admin user, on the broker host: [(username, reason, object)]."""
-    cli = ("redis-cli --no-auth-warning --tls --cacert /etc/redis/tls/ca.crt --user admin "
-           f"-h {container_ip('cl-broker')} --json ACL LOG 128")
-    out = host.run(f"REDISCLI_AUTH={shlex.quote(ADMIN_PASSWORD)} {cli}")
-    assert out.rc == 0, out.stderr
-    entries = json.loads(out.stdout or "[]")
+    """ACL LOG of every broker host's Redis, as the admin user, on the host: [(username, reason, object)]."""
+    entries = []
+    for broker in BROKER_HOSTS:
+        cli = ("redis-cli --no-auth-warning --tls --cacert /etc/redis/tls/ca.crt --user admin "
+               f"-h {container_ip(broker)} --json ACL LOG 128")
+        out = molecule_host(broker).run(f"REDISCLI_AUTH={shlex.quote(ADMIN_PASSWORD)} {cli}")
+        assert out.rc == 0, out.stderr
+        entries += json.loads(out.stdout or "[]")
     return [(entry["username"], entry["reason"], entry["object"]) for entry in entries]
 
 
@@ -51,8 +74,8 @@ def test_no_broker_client_was_refused_a_command_in_the_whole_scenario(host):
     effect ran all they needed as their users: ACL LOG is empty now, and was before each drill that
     restarted Redis (which empties it; drills.py read it then)."""
     drills = json.loads(side_effect("drills.json").read_text())
-    before = {name: drills.get(name, {}).get("acl_log_before") for name in ("redis_kill9", "all_hosts_restart")}
-    assert before == {"redis_kill9": [], "all_hosts_restart": []}
+    before = {name: drills.get(name, {}).get("acl_log_before") for name in ("redis_host_kill", "redis_kill9", "all_hosts_restart")}
+    assert before == {"redis_host_kill": [], "redis_kill9": [], "all_hosts_restart": []}
     assert acl_log(host) == []
 
 
@@ -60,10 +83,13 @@ def test_task_code_on_a_worker_cannot_administer_the_broker_and_the_dag_still_ru
     worker = molecule_host("cl-worker1")
     code = shlex.quote(AS_TASK_CODE)
     out = worker.run(f"runuser -u airflow -- env AIRFLOW_CONFIG=/etc/airflow/airflow.cfg "
-                     f"/opt/airflow/venv/bin/python -c {code} {shlex.quote(json.dumps(FORBIDDEN))}")
+                     f"/opt/airflow/venv/bin/python -c {code} {shlex.quote(json.dumps(FORBIDDEN))} "
+                     f"{shlex.quote(json.dumps(SENTINEL_FORBIDDEN))}")
     assert out.rc == 0, out.stderr[-2000:]
     answers = json.loads(out.stdout.strip().splitlines()[-1])
     assert answers.pop("whoami_ping") == "True"
+    # each Sentinel tells it where the primary is, and nothing more
+    assert [answers.pop(f"lookup on {container_ip(b)}") for b in BROKER_HOSTS] == ["True"] * 3, answers
     # redis-py raises NoPermissionError for NOPERM (and drops the prefix from the message);
     # DEBUG and MODULE are refused by the server's own settings before the ACL is asked.
     allowed = {command: answer for command, answer in answers.items()
@@ -73,8 +99,9 @@ def test_task_code_on_a_worker_cannot_administer_the_broker_and_the_dag_still_ru
     # Each refusal is logged, as the worker user; nothing else is.
     logged = acl_log(host)
     assert logged and {user for user, _reason, _object in logged} == {"worker"}, logged
-    assert host.run(f"REDISCLI_AUTH={shlex.quote(ADMIN_PASSWORD)} redis-cli --no-auth-warning --tls --cacert "
-                    f"/etc/redis/tls/ca.crt --user admin -h {container_ip('cl-broker')} ACL LOG RESET").rc == 0
+    for broker in BROKER_HOSTS:
+        assert molecule_host(broker).run(f"REDISCLI_AUTH={shlex.quote(ADMIN_PASSWORD)} redis-cli --no-auth-warning --tls "
+                                         f"--cacert /etc/redis/tls/ca.crt --user admin -h {container_ip(broker)} ACL LOG RESET").rc == 0
     run = AirflowApi(f"https://{container_ip('cl-api')}:8080", "admin", "molecule-Admin-Secret-1").run_dag(DAG)
     assert run["state"] == "success", run
 
