@@ -155,6 +155,16 @@ def replica_commands(role: list, me: str, primary: str) -> list:
     return [["REPLICAOF", address, port], ["CONFIG", "REWRITE"]]
 
 
+def bootstrap_refusal(source: str, keys: int, me: str, primary: str) -> str:
+    """Why this host's Redis must not become a replica now ("" if it may): in a new group (no Sentinel
+    names a primary) the first host is the primary, and a Redis that holds keys (a broker growing from
+    one host, listed after a new one) would lose them to the new one's empty data set."""
+    if source != "bootstrap" or keys <= 0 or me == primary:
+        return ""
+    return (f"{me} holds {keys} keys, and a new Sentinel group's primary is the first host of `redis` ({primary}), whose "
+            f"data would replace them. Put this host first in `redis` (growing from one broker host, it stays the primary).")
+
+
 def redact(command: list) -> str:
     """A command as the module reports it: a password never."""
     if len(command) >= 5 and command[:2] == ["SENTINEL", "SET"] and command[3] == "auth-pass":

@@ -15,7 +15,8 @@ description:
     the primary of O(master_name) is; the most named wins, and when none names one (a new group) it is
     the first of O(hosts).
   - This host's Redis, when it is a primary but not that one (a new or replaced host, or an old primary that came back
-    unseen), becomes its replica (REPLICAOF, CONFIG REWRITE). A replica is left to Sentinel.
+    unseen), becomes its replica (REPLICAOF, CONFIG REWRITE). A replica is left to Sentinel. In a new group, a Redis
+    that holds keys is not made a replica of the first host (it would lose them): the module fails instead.
   - This host's Sentinel watches O(master_name) (SENTINEL MONITOR at the primary, when its state file
     O(state_file) names none) with O(quorum) and O(settings) (SENTINEL SET of what differs). It never moves the
     primary; Sentinel keeps the address current itself.
@@ -162,6 +163,9 @@ def main():
         redis = rs.Client(p["address"], p["port"], p["user"], p["password"], p["ca_file"])
         role = redis.call("ROLE")
         replica = rs.replica_commands(role, me, primary)
+        refusal = rs.bootstrap_refusal(source, redis.call("DBSIZE") if replica else 0, me, primary)
+        if refusal:
+            module.fail_json(msg=refusal, primary=primary, primary_from=source, commands=[])
         if not module.check_mode:
             for command in replica:
                 redis.call(*command)

@@ -107,3 +107,14 @@ def test_the_primary_itself_is_left_alone():
 def test_reports_never_show_a_password():
     assert rs.redact(["SENTINEL", "SET", "airflow", "auth-pass", "s3cret"]) == "SENTINEL SET airflow auth-pass ********"
     assert rs.redact(["REPLICAOF", "10.0.0.2", "6379"]) == "REPLICAOF 10.0.0.2 6379"
+
+
+def test_a_new_group_never_makes_a_redis_with_data_a_replica_of_the_first_host():
+    """Growing from one broker host: it must be the first of `redis`, or its queued messages would be replaced
+    by the new first host's empty data set."""
+    refusal = rs.bootstrap_refusal("bootstrap", 12, "10.0.0.1:6379", "10.0.0.9:6379")
+    assert refusal.startswith("10.0.0.1:6379 holds 12 keys, and a new Sentinel group's primary is the first host of `redis` "
+                              "(10.0.0.9:6379)")
+    assert rs.bootstrap_refusal("bootstrap", 0, "10.0.0.1:6379", "10.0.0.9:6379") == ""   # a new, empty host
+    assert rs.bootstrap_refusal("2 of 3 Sentinels", 12, "10.0.0.1:6379", "10.0.0.9:6379") == ""  # Sentinel's choice
+    assert rs.bootstrap_refusal("bootstrap", 12, "10.0.0.9:6379", "10.0.0.9:6379") == ""  # the primary itself
