@@ -105,15 +105,14 @@ def replication(host: str) -> dict:
 
 
 # What a Celery client does to reach the broker (roles/_airflow_common/files/celery_check.py's way:
-# kombu with the settings the app gets, [celery] celery_config_options), tried on a worker host every half second from the fault on
-# until it reaches a primary again: seconds from its start, printed.
+# kombu with the settings the app gets, [celery] celery_config_options), tried on a worker host every half second
+# until it writes to a primary again: the time it did, printed (the containers share the host's clock).
 FOLLOW_PROBE = r"""
-import time
+import sys, time
 import kombu
 from airflow.configuration import conf
 c = conf.getimport("celery", "celery_config_options")
-started = time.time()
-while time.time() - started < 120:
+while time.time() < float(sys.argv[1]) + 120:
     try:
         with kombu.Connection(c["broker_url"], transport_options=dict(c["broker_transport_options"]),
                               ssl=c.get("broker_use_ssl") or False, connect_timeout=3) as conn:
@@ -121,20 +120,20 @@ while time.time() - started < 120:
             client = conn.default_channel.client
             client.lpush("airflow-ops-drill-probe", "1")
             client.delete("airflow-ops-drill-probe")
-        print("reached", round(time.time() - started, 1))
+        print("reached", time.time())
         break
     except Exception:
         time.sleep(0.5)
 """
 
 
-def follow_seconds(host: str, out: dict) -> None:
-    """Run FOLLOW_PROBE as airflow on a worker host; its answer (or None) into out["seconds"]."""
+def follow_seconds(host: str, fault_at: float, out: dict) -> None:
+    """Run FOLLOW_PROBE as airflow on a worker host; seconds from the fault to its write (or None) into out["seconds"]."""
     command = ["docker", "exec", "-u", "airflow", "-e", "AIRFLOW_CONFIG=/etc/airflow/airflow.cfg", "-e", "AIRFLOW_HOME=/opt/airflow", host,
-               "/opt/airflow/venv/bin/python", "-c", FOLLOW_PROBE]
+               "/opt/airflow/venv/bin/python", "-c", FOLLOW_PROBE, str(fault_at)]
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=180)
     reached = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("reached ")]
-    out["seconds"] = float(reached[0]) if reached else None
+    out["seconds"] = round(float(reached[0]) - fault_at, 1) if reached else None
     out["error"] = done.stderr.strip()[-300:] if done.returncode else ""
 
 
@@ -375,7 +374,7 @@ def drill_redis_primary(cluster: Cluster, how: str) -> dict:
         sh(old, f"kill -9 {unit(old, 'redis-server')['MainPID']}; systemctl stop redis-server")
     else:
         subprocess.run(["docker", "kill", old], check=True, capture_output=True)
-    follower = threading.Thread(target=follow_seconds, args=("cl-worker2", probe))
+    follower = threading.Thread(target=follow_seconds, args=("cl-worker2", fault_at, probe))
     follower.start()
     promoted = wait_for("a Sentinel to name a new primary",
                         lambda: (p := primary_host(survivors)) not in (None, old) and (p, time.time()), timeout=120, interval=0.5)
