@@ -16,7 +16,7 @@ description:
     the first of O(hosts).
   - This host's Redis, when it is a primary but not that one (a new or replaced host, or an old primary that came back
     unseen), becomes its replica (REPLICAOF, CONFIG REWRITE). A replica is left to Sentinel. In a new group, a Redis
-    that holds keys is not made a replica of the first host (it would lose them): the module fails instead.
+    that holds keys is not made a replica of the first host (it would lose them); the module fails instead.
   - This host's Sentinel watches O(master_name) (SENTINEL MONITOR at the primary, when its state file
     O(state_file) names none) with O(quorum) and O(settings) (SENTINEL SET of what differs). It never moves the
     primary; Sentinel keeps the address current itself.
